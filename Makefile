@@ -1,0 +1,44 @@
+# Two commands take a fresh machine to a running demo (make run) and a green
+# test run (make test). Everything they need is installed into .venv and
+# node_modules here; nothing is assumed but Python, pip and the databases.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run serve demo test test-sqlite test-postgresql lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/flask --app wsgi registry demo
+
+run: demo serve
+
+serve: install
+	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
+
+test: install
+	$(BIN)/pytest -q --db=sqlite
+	$(BIN)/pytest -q --db=postgresql
+
+test-sqlite: install
+	$(BIN)/pytest -q --db=sqlite
+
+test-postgresql: install
+	$(BIN)/pytest -q --db=postgresql
+
+lint: install
+	$(BIN)/ruff check registry tests
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

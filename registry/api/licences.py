@@ -1,0 +1,78 @@
+"""Publishing and reading a party's licences (role authority)."""
+
+from flask_smorest import Blueprint
+
+from .. import clock, db
+from ..auth import current_caller, require
+from ..schemas import (
+    LicenceDetailSchema,
+    LicenceFieldsSchema,
+    LicencePageSchema,
+    LicenceQuerySchema,
+    LicenceRecordSchema,
+    PublishBatchResultSchema,
+    PublishBatchSchema,
+    StatementSchema,
+)
+from ..services import licences
+from . import API_PREFIX, json_body, keyring
+
+blp = Blueprint("licences", __name__, url_prefix=f"{API_PREFIX}/licences",
+                description="AEO licences, published by their national authority")
+
+# Two forms of one body; marshmallow cannot say "one of", the spec can.
+PUBLISH_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"oneOf": [
+        {"$ref": "#/components/schemas/Statement"},
+        {"$ref": "#/components/schemas/LicenceFields"},
+    ]}}},
+}
+
+
+@blp.route("/<certificate>", methods=["PUT"])
+@require("authority", party_bound=True)
+@blp.doc(requestBody=PUBLISH_BODY)
+@blp.response(200, LicenceRecordSchema, description="a new version, or the same statement again")
+@blp.alt_response(201, schema=LicenceRecordSchema, description="a new licence")
+def put_licence(certificate):
+    """Publish a licence version: a statement signed by the party, or plain fields signed with its hosted key."""
+    (result,), _ = licences.publish(db.session(), keyring(), current_caller().party,
+                                    [(certificate, json_body())], clock.now(), batch=False)
+    return result.as_json(), 201 if result.created else 200
+
+
+@blp.route(":batch", methods=["POST"])
+@require("authority")
+@blp.arguments(PublishBatchSchema)
+@blp.response(200, PublishBatchResultSchema)
+def publish_batch(body):
+    """Publish many licence versions at once, all or nothing; errors are keyed licences.N.field."""
+    items = [licences.split_certificate(item) for item in body["licences"]]
+    results, size = licences.publish(db.session(), keyring(), current_caller().party, items, clock.now(),
+                                     batch=True)
+    return {"licences": [r.as_json() for r in results], "tree_size": size}
+
+
+@blp.route("/<certificate>")
+@require("authority", party_bound=True)
+@blp.response(200, LicenceDetailSchema)
+def get_licence(certificate):
+    """The current version of one of the party's licences, with every earlier version."""
+    return licences.get(db.session(), current_caller().party, certificate)
+
+
+@blp.route("")
+@require("authority")
+@blp.arguments(LicenceQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, LicencePageSchema)
+def list_licences(status=None, type=None, updated_since=None, limit=100, cursor=None):
+    """The party's licences in log order, filtered and paged."""
+    return licences.list_page(db.session(), current_caller().party, status=status, type_=type,
+                              updated_since=updated_since, limit=limit, cursor=cursor)
+
+
+def register_schemas(api) -> None:
+    """Name the two body forms before any view refers to them."""
+    api.spec.components.schema("Statement", schema=StatementSchema)
+    api.spec.components.schema("LicenceFields", schema=LicenceFieldsSchema)

@@ -1,0 +1,46 @@
+"""Parties, their public keys, and key rotation by the party itself."""
+
+from flask_smorest import Blueprint
+
+from .. import clock, db
+from ..auth import current_caller, public, require
+from ..schemas import JwkSetSchema, PartyKeySchema, PartyListSchema, PartySchema, StatementSchema
+from ..services import parties
+from . import API_PREFIX, keyring
+
+blp = Blueprint("parties", __name__, url_prefix=f"{API_PREFIX}/parties",
+                description="Customs administrations and their signing keys")
+
+
+@blp.route("")
+@blp.response(200, PartyListSchema)
+@public
+def list_parties():
+    """Every party with its public keys and their validity."""
+    return {"items": parties.parties_json(db.session())}
+
+
+@blp.route("/<code>")
+@blp.response(200, PartySchema)
+@public
+def get_party(code):
+    """One party with its public keys and their validity."""
+    return parties.parties_json(db.session(), code)[0]
+
+
+@blp.route("/<code>/jwks.json")
+@blp.response(200, JwkSetSchema)
+@public
+def party_jwks(code):
+    """The party's keys as a JWK set, old ones included so old statements stay verifiable."""
+    return parties.party_jwks(db.session(), code)
+
+
+@blp.route("/<code>/keys", methods=["POST"])
+@require("authority", party_bound=True)
+@blp.arguments(StatementSchema)
+@blp.response(201, PartyKeySchema)
+def change_key(body, code):
+    """Add, retire or revoke one of the party's keys, signed with a current key (typ aeo-party-key+jws)."""
+    row = parties.change_key(db.session(), keyring(), current_caller().party, code, body["statement"], clock.now())
+    return parties.key_json(row)

@@ -1,0 +1,58 @@
+"""Liveness, readiness and the registry's own keys."""
+
+import swagger_ui_bundle
+from flask import jsonify, send_from_directory
+from flask_smorest import Blueprint
+from sqlalchemy import text
+
+from .. import db
+from ..auth import public
+from ..errors import UnavailableError
+from ..keyring import KeyFileError
+from ..schemas import HealthSchema, JwkSetSchema
+from . import keyring
+
+blp = Blueprint("service", __name__, description="Service health and the registry's keys")
+
+
+@blp.route("/healthz")
+@blp.response(200, HealthSchema)
+@public
+def healthz():
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz")
+@blp.response(200, HealthSchema)
+@public
+def readyz():
+    """The database answers and the registry's keys load."""
+    try:
+        db.session().execute(text("SELECT tree_size FROM log_head")).scalar_one()
+    except Exception as exc:  # any driver error means not ready
+        raise UnavailableError("the database is not reachable or not initialised") from exc
+    try:
+        keyring().check()
+    except KeyFileError as exc:
+        raise UnavailableError("the registry's keys are missing or unreadable") from exc
+    return {"status": "ready"}
+
+
+@blp.route("/.well-known/jwks.json")
+@blp.response(200, JwkSetSchema)
+@public
+def registry_jwks():
+    """The registry's public keys: answer key (aeo_use answers) and log key (aeo_use log)."""
+    try:
+        return jsonify(keyring().registry_jwks())
+    except KeyFileError as exc:
+        raise UnavailableError("the registry's keys are missing; run `registry init`") from exc
+
+
+@blp.route("/docs/assets/<path:filename>")
+@blp.doc(hide=True)
+@public
+def docs_assets(filename):
+    """Swagger UI's files, served locally so the docs work on a closed network."""
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)

@@ -1,0 +1,90 @@
+"""Bearer tokens, roles and the party a caller acts for.
+
+Every view is marked ``public`` or ``require(role, ...)``; the access-matrix
+test reads these marks from the route table, so a view without one fails it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+
+from flask import current_app, g, request
+from flask_smorest import Blueprint
+
+from . import db
+from .errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from .services import tokens
+from .services.tokens import Caller
+
+BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "a token from `registry token issue`"}
+
+
+@dataclass(frozen=True)
+class Access:
+    roles: tuple[str, ...]  # empty: public
+    party_bound: bool = False  # the path names a party the caller must belong to
+
+    @property
+    def public(self) -> bool:
+        return not self.roles
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _problem_ref(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def authenticate() -> Caller:
+    limiter = current_app.extensions["registry.auth_failures"]
+    address = client_address()
+    wait = limiter.retry_after(address)
+    if wait is not None:
+        raise RateLimitedError("too many failed authentications from this address", wait)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    caller = None
+    if scheme.lower() == "bearer" and token.strip():
+        caller = tokens.authenticate(db.session(), token.strip())
+    if caller is None:
+        limiter.hit(address)
+        raise UnauthorizedError("a valid bearer token is required" if header else "no bearer token given")
+    return caller
+
+
+def current_caller() -> Caller:
+    return g.caller
+
+
+def require(*roles: str, party_bound: bool = False) -> Callable:
+    """The view needs a token of one of ``roles``."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            caller = authenticate()
+            if caller.role not in roles:
+                raise ForbiddenError(f"a {caller.role} token cannot do this; it needs {' or '.join(roles)}")
+            g.caller = caller
+            return view(*args, **kwargs)
+
+        wrapper.access = Access(tuple(roles), party_bound)
+        return Blueprint.doc(
+            security=[{"bearerAuth": []}],
+            responses={
+                "401": _problem_ref("no token, or an unknown or revoked one"),
+                "403": _problem_ref("the token's role or party may not do this"),
+            },
+        )(wrapper)
+
+    return decorator
+
+
+def public(view: Callable) -> Callable:
+    view.access = Access(())
+    return view

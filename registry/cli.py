@@ -1,0 +1,222 @@
+"""The administrator's commands: ``flask --app wsgi registry COMMAND``.
+
+Results go to stdout, errors to stderr, and any failure exits non-zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from . import clock, db, migrate
+from .config import ConfigError
+from .crypto import jws, keys
+from .crypto.canonical import canonical_json
+from .errors import RegistryError
+from .keyring import KeyFileError, Keyring
+from .services import audit as audit_service
+from .services import importer, licences, log, parties, tokens
+
+registry = AppGroup("registry", help="Administer the AEO registry.")
+party_group = AppGroup("party", help="Parties and their keys.")
+token_group = AppGroup("token", help="API tokens.")
+registry.add_command(party_group)
+registry.add_command(token_group)
+
+
+def _keyring() -> Keyring:
+    return current_app.extensions["registry.keyring"]
+
+
+def handled(command: Callable) -> Callable:
+    """Known failures become one line on stderr and exit status 1, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except RegistryError as exc:
+            details = "".join(f"\n  {field}: {'; '.join(msgs)}" for field, msgs in (exc.errors or {}).items())
+            raise click.ClickException(f"{exc.detail}{details}") from exc
+        except (ConfigError, KeyFileError, OSError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def initialise() -> list[str]:
+    """Schema at the newest migration, registry keys present, an empty checkpoint signed."""
+    database = db.database()
+    migrate.upgrade(database.engine)
+    created = _keyring().ensure_registry_keys()
+    _keyring().check()
+    with database.session() as session:
+        if log.latest_checkpoint(session) is None:
+            with log.writing(session, _keyring().log_signer, clock.now()) as writer:
+                log.sign_checkpoint(session, writer.size, _keyring().log_signer, writer.now)
+    return created
+
+
+@registry.command("init")
+@handled
+def init_command():
+    """Bring the database to the newest migration and create missing registry keys."""
+    created = initialise()
+    for filename in created:
+        click.echo(f"created key {_keyring().keys_dir / filename}")
+    click.echo(f"database ready at {db.database().engine.url.render_as_string(hide_password=True)}")
+
+
+@party_group.command("add")
+@click.argument("code")
+@click.option("--name", required=True, help="the party's name, e.g. North Macedonia")
+@click.option("--authority", required=True, help="its customs administration")
+@click.option("--hosted-key", is_flag=True, help="generate a signing key kept by the registry")
+@handled
+def party_add(code, name, authority, hosted_key):
+    """Enrol a party."""
+    with db.database().session() as session:
+        party, key = parties.add_party(session, _keyring(), code, name, authority, hosted_key=hosted_key,
+                                       now=clock.now())
+        click.echo(f"party {party.code} added" + (f" with hosted key {key.kid}" if key else ""))
+
+
+@party_group.command("key-import")
+@click.argument("code")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handled
+def party_key_import(code, file):
+    """Enrol a party's public key (JWK or PEM); prints its KID. Check the fingerprint out of band first."""
+    public = keys.public_from_text(file.read_text())
+    with db.database().session() as session:
+        row = parties.enrol_key(session, _keyring(), code, public, now=clock.now())
+        click.echo(row.kid)
+
+
+@party_group.command("list")
+@handled
+def party_list():
+    """Parties and their keys."""
+    with db.database().session() as session:
+        for party in parties.parties_json(session):
+            click.echo(f"{party['code']}  {party['name']} ({party['authority']})")
+            for key in party["keys"]:
+                hosted = " hosted" if key["hosted"] else ""
+                click.echo(f"    {key['kid']}  {key['status']}{hosted}")
+
+
+@token_group.command("issue")
+@click.argument("code")
+@click.option("--role", required=True, type=click.Choice(tokens.ROLES))
+@click.option("--label", help="who holds it, for your records")
+@handled
+def token_issue(code, role, label):
+    """Print a new token, alone, on stdout. It is shown only this once."""
+    with db.database().session() as session:
+        click.echo(tokens.issue(session, code, role, clock.now(), label))
+
+
+@token_group.command("revoke")
+@click.argument("token")
+@handled
+def token_revoke(token):
+    """Revoke a token."""
+    with db.database().session() as session:
+        row = tokens.revoke(session, token, clock.now())
+        click.echo(f"revoked token {row.prefix}… of {row.party_code} ({row.role})")
+
+
+@token_group.command("list")
+@handled
+def token_list():
+    """Tokens by prefix; the tokens themselves are not stored."""
+    with db.database().session() as session:
+        for row in tokens.listing(session):
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            click.echo(f"{row.id:>4}  {row.prefix}…  {row.party_code}  {row.role:<9}  {state}  {row.label or ''}")
+
+
+@registry.command("import")
+@click.argument("code")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handled
+def import_command(code, file):
+    """Publish licences from a CSV file with the party's hosted key (columns: see README)."""
+    settings = current_app.config["REGISTRY"]
+    with db.database().session() as session, file.open(newline="", encoding="utf-8-sig") as handle:
+        summary = importer.import_csv(session, _keyring(), code, csv.DictReader(handle), clock.now,
+                                      chunk=settings.publish_batch_max)
+    click.echo(f"{summary.published} licence versions published, {summary.unchanged} unchanged; "
+               f"log size {summary.tree_size}")
+
+
+@registry.command("keygen")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@handled
+def keygen(file):
+    """For an authority: make a signing key in FILE (mode 0600) and print its public JWK."""
+    key = keys.generate()
+    keys.write_private(file, key)
+    click.echo(json.dumps(keys.public_jwk(key)))
+
+
+@registry.command("sign")
+@click.option("--key", "key_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(["licence", "party-key"]), default="licence", show_default=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handled
+def sign_command(key_file, kind, file):
+    """For an authority: print the JWS of a statement in FILE.json, signed offline with its own key."""
+    payload = json.loads(file.read_text())
+    key = keys.read_private(key_file)
+    if kind == "licence":
+        from . import schemas
+
+        loaded = schemas.load(schemas.LicencePayloadSchema(), payload)
+        click.echo(jws.sign_bytes(canonical_json(schemas.licence_payload_json(loaded)), key, jws.TYP_LICENCE))
+    else:
+        click.echo(jws.sign(payload, key, jws.TYP_PARTY_KEY))
+
+
+@registry.command("audit")
+@handled
+def audit_command():
+    """Check every statement's signature, every leaf, every stored hash and checkpoint."""
+    with db.database().session() as session:
+        report = audit_service.run(session, _keyring())
+    for fault in report.faults:
+        click.echo(f"FAULT {fault}", err=True)
+    click.echo(f"{report.entries} entries and {report.checkpoints} checkpoints checked: "
+               + ("all hold" if report.ok else f"{len(report.faults)} faults"))
+    if not report.ok:
+        sys.exit(1)
+
+
+@registry.command("demo")
+@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="where to write the demo tokens (default instance/demo-tokens.json)")
+@handled
+def demo_command(tokens_file):
+    """Initialise, then add the CEFTA parties, agreements, sample licences and a token per party and role."""
+    from .services import demo
+
+    initialise()
+    tokens_file = tokens_file or Path(current_app.instance_path) / "demo-tokens.json"
+    with db.database().session() as session:
+        result = demo.load(session, _keyring(), clock.now(), tokens_file)
+    click.echo(result)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(registry)
+
+
+__all__ = ["init_app", "initialise", "licences", "registry"]

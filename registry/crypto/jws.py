@@ -1,0 +1,140 @@
+"""Compact JWS with Ed25519 keys over canonical JSON (RFC 7515, RFC 8037, RFC 9864).
+
+joserfc does the signing and verifying; this module pins what the registry
+accepts: only Ed25519 keys, only the ``Ed25519`` algorithm (and, on input, the
+deprecated ``EdDSA`` that older libraries still emit), a ``typ`` per kind of
+statement, a ``kid`` that is the key's RFC 7638 thumbprint, and a payload that
+is a JSON object.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws as joserfc_jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from .canonical import canonical_json
+
+SIGNING_ALG = "Ed25519"
+ACCEPTED_ALGS = frozenset({"Ed25519", "EdDSA"})
+
+TYP_LICENCE = "aeo-licence+jws"
+TYP_VERIFICATION = "aeo-verification+jws"
+TYP_SNAPSHOT = "aeo-snapshot+jws"
+TYP_AGREEMENT = "aeo-agreement+jws"
+TYP_PARTY_KEY = "aeo-party-key+jws"
+
+# Header members whose meaning would change how the signature is checked; a
+# verifier that does not act on them must refuse them (RFC 7515 4.1.11).
+_REFUSED_HEADER_MEMBERS = ("crit", "b64", "jku", "jwk", "x5u", "x5c")
+
+
+class JWSError(ValueError):
+    """A statement that is malformed, of the wrong kind, or whose signature fails."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A compact JWS split open but not yet verified."""
+
+    text: str
+    header: dict[str, Any]
+    payload_bytes: bytes
+
+    @property
+    def kid(self) -> str:
+        return self.header["kid"]
+
+    @property
+    def alg(self) -> str:
+        return self.header["alg"]
+
+    def payload(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.payload_bytes)
+        except ValueError as exc:
+            raise JWSError("payload is not JSON") from exc
+        if not isinstance(value, dict):
+            raise JWSError("payload is not a JSON object")
+        return value
+
+
+def _b64url_decode(part: str) -> bytes:
+    if "=" in part:
+        raise JWSError("base64url must not be padded")
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise JWSError("not base64url") from exc
+
+
+def logged_payload(text: str) -> dict[str, Any]:
+    """The payload of a statement that was verified when it was logged; not checked again here."""
+    part = text.split(".")[1]
+    return json.loads(_b64url_decode(part))
+
+
+def open_envelope(text: str, typ: str) -> Envelope:
+    """Parse a compact JWS and check its header, without checking the signature."""
+    if not isinstance(text, str) or text.count(".") != 2:
+        raise JWSError("not a compact JWS (three base64url parts)")
+    header_part, payload_part, signature_part = text.split(".")
+    if not header_part or not signature_part:
+        raise JWSError("not a compact JWS (three base64url parts)")
+    try:
+        header = json.loads(_b64url_decode(header_part))
+    except ValueError as exc:
+        raise JWSError("protected header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise JWSError("protected header is not a JSON object")
+    alg = header.get("alg")
+    if alg not in ACCEPTED_ALGS:
+        raise JWSError(f"alg {alg!r} is not accepted; use Ed25519")
+    refused = [member for member in _REFUSED_HEADER_MEMBERS if member in header]
+    if refused:
+        raise JWSError(f"header member {refused[0]!r} is not accepted")
+    if header.get("typ") != typ:
+        raise JWSError(f"typ must be {typ!r}")
+    if not isinstance(header.get("kid"), str) or not header["kid"]:
+        raise JWSError("header has no kid")
+    return Envelope(text, header, _b64url_decode(payload_part))
+
+
+def verify_envelope(envelope: Envelope, key: OKPKey) -> None:
+    if key.key_type != "OKP" or key.curve_name != "Ed25519":
+        raise JWSError("only Ed25519 keys verify statements")
+    try:
+        joserfc_jws.deserialize_compact(envelope.text, key, algorithms=[envelope.alg])
+    except JoseError as exc:
+        raise JWSError("signature does not verify") from exc
+    except (ValueError, TypeError) as exc:
+        raise JWSError("signature does not verify") from exc
+
+
+def verify(text: str, key: OKPKey, typ: str) -> dict[str, Any]:
+    """Check a compact JWS fully; returns its payload object."""
+    envelope = open_envelope(text, typ)
+    if envelope.kid != kid_of(key):
+        raise JWSError("kid does not name the verifying key")
+    verify_envelope(envelope, key)
+    return envelope.payload()
+
+
+def kid_of(key: OKPKey) -> str:
+    """The RFC 7638 thumbprint; keys loaded through ``crypto.keys`` carry it already."""
+    return key.kid or key.thumbprint()
+
+
+def sign_bytes(payload: bytes, key: OKPKey, typ: str) -> str:
+    header = {"alg": SIGNING_ALG, "kid": kid_of(key), "typ": typ}
+    return joserfc_jws.serialize_compact(header, payload, key, algorithms=[SIGNING_ALG])
+
+
+def sign(payload: dict[str, Any], key: OKPKey, typ: str) -> str:
+    return sign_bytes(canonical_json(payload), key, typ)

@@ -1,0 +1,90 @@
+"""Operator ids, certificate numbers and party codes; national tax numbers.
+
+An operator id is EORI-like: a two-letter party prefix and a national part.
+Where python-stdnum has a validator for that party's tax number, the national
+part must be a valid number in its compact form, so one operator cannot hide
+behind two spellings of the same number.
+"""
+
+from __future__ import annotations
+
+import re
+from types import ModuleType
+
+from stdnum.al import nipt
+from stdnum.exceptions import ValidationError
+from stdnum.md import idno
+from stdnum.me import pib as me_pib
+from stdnum.mk import edb
+from stdnum.rs import pib as rs_pib
+
+OPERATOR_ID = re.compile(r"^[A-Z]{2}[0-9A-Z]{1,15}$")
+CERTIFICATE = re.compile(r"^[A-Z]{2}[0-9A-Z]{1,33}$")
+PARTY_CODE = re.compile(r"^[A-Z]{2}$")
+MAX_RAW_LENGTH = 64
+
+NATIONAL_VALIDATORS: dict[str, tuple[ModuleType, str]] = {
+    "AL": (nipt, "NIPT"),
+    "MD": (idno, "IDNO"),
+    "ME": (me_pib, "PIB"),
+    "MK": (edb, "EDB"),
+    "RS": (rs_pib, "PIB"),
+}
+
+_REMOVED = re.compile(r"[\s\-]")
+
+
+class IdentifierError(ValueError):
+    """An identifier that is malformed; the message says how."""
+
+
+def normalise(raw: str) -> str:
+    """Trimmed, upper-cased, spaces and hyphens removed."""
+    return _REMOVED.sub("", raw.strip()).upper()
+
+
+def check_national_part(prefix: str, national: str) -> None:
+    entry = NATIONAL_VALIDATORS.get(prefix)
+    if entry is None:
+        return
+    module, name = entry
+    try:
+        valid = module.validate(national)
+    except ValidationError as exc:
+        raise IdentifierError(f"{national} is not a valid {prefix} {name}: {exc}") from exc
+    if valid != national:
+        raise IdentifierError(f"{national} is not a {prefix} {name} in its compact form ({valid})")
+
+
+def operator_id(raw: str) -> str:
+    """The normalised operator id, or IdentifierError."""
+    if not isinstance(raw, str):
+        raise IdentifierError("must be a string")
+    if len(raw) > MAX_RAW_LENGTH:
+        raise IdentifierError(f"longer than {MAX_RAW_LENGTH} characters")
+    value = normalise(raw)
+    if not OPERATOR_ID.match(value):
+        raise IdentifierError(
+            "must be two letters of a party code and 1 to 15 letters or digits, e.g. MK4030000375897"
+        )
+    check_national_part(value[:2], value[2:])
+    return value
+
+
+def certificate(raw: str) -> str:
+    if raw is None:
+        raise IdentifierError("Missing data for required field.")
+    if not isinstance(raw, str):
+        raise IdentifierError("must be a string")
+    if len(raw) > MAX_RAW_LENGTH:
+        raise IdentifierError(f"longer than {MAX_RAW_LENGTH} characters")
+    value = normalise(raw)
+    if not CERTIFICATE.match(value):
+        raise IdentifierError("must be the issuing party's code and 1 to 33 letters or digits")
+    return value
+
+
+def party_code(raw: str) -> str:
+    if not isinstance(raw, str) or not PARTY_CODE.match(raw):
+        raise IdentifierError("must be an ISO 3166-1 alpha-2 code in capitals (XK for Kosovo)")
+    return raw

@@ -1,0 +1,144 @@
+"""The AEO licence: its versions, statuses and the changes allowed between them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from . import identifiers
+from .timefmt import parse_date, parse_time
+
+TYPES = ("AEOC", "AEOS", "AEOF")
+STATUSES = ("active", "suspended", "revoked", "annulled")
+FINAL_STATUSES = frozenset({"revoked", "annulled"})
+SUSPENDABLE_PARTS = ("AEOC", "AEOS")
+
+# (from, to). Staying active or suspended is an amendment (new address, new
+# alias, another suspended part). revoked and annulled are final, except that
+# a revoked licence can still be annulled.
+ALLOWED_TRANSITIONS = frozenset(
+    {
+        ("active", "active"),
+        ("active", "suspended"),
+        ("suspended", "active"),
+        ("suspended", "suspended"),
+        ("active", "revoked"),
+        ("suspended", "revoked"),
+        ("active", "annulled"),
+        ("suspended", "annulled"),
+        ("revoked", "annulled"),
+    }
+)
+
+
+class LifecycleError(ValueError):
+    """A change the licence rules forbid; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_transition(previous: str, new: str) -> None:
+    if (previous, new) not in ALLOWED_TRANSITIONS:
+        if previous in FINAL_STATUSES:
+            raise LifecycleError("status", f"the licence is {previous}, which is final; it cannot become {new}")
+        raise LifecycleError("status", f"a licence cannot go from {previous} to {new}")
+
+
+def rule_errors(payload: dict[str, Any]) -> dict[str, str]:
+    """Rules across fields of one version, as field -> message."""
+    errors = {}
+    scope = payload.get("suspended_scope")
+    if scope is not None:
+        if payload.get("status") != "suspended":
+            errors["suspended_scope"] = "only a suspended licence has a suspended scope"
+        elif payload.get("type") != "AEOF":
+            errors["suspended_scope"] = "only an AEOF licence can be suspended in one part"
+    valid_from, valid_until = payload.get("valid_from"), payload.get("valid_until")
+    if valid_until is not None and valid_from is not None and valid_until < valid_from:
+        errors["valid_until"] = "must not be before valid_from"
+    certificate, party = payload.get("certificate"), payload.get("party")
+    if certificate and party and not certificate.startswith(party):
+        errors["certificate"] = f"must begin with the issuing party's code {party}"
+    return errors
+
+
+def effective_type(licence_type: str, suspended_scope: str | None) -> str:
+    """An AEOF licence suspended in one part counts as the other part alone."""
+    if licence_type == "AEOF" and suspended_scope:
+        return "AEOS" if suspended_scope == "AEOC" else "AEOC"
+    return licence_type
+
+
+def type_covered(licence_type: str, covered: frozenset[str] | tuple[str, ...]) -> bool:
+    """Whether an agreement's types cover a licence of this (effective) type.
+
+    An agreement lists licence types. An AEOF licence holds both parts, so an
+    agreement that covers AEOS (or AEOC) alone still recognises it for that part.
+    """
+    if licence_type in covered:
+        return True
+    return licence_type == "AEOF" and bool({"AEOC", "AEOS"} & set(covered))
+
+
+@dataclass(frozen=True)
+class LicenceVersion:
+    """One logged version of a licence, as the recognition rules need it."""
+
+    certificate: str
+    party: str
+    version: int
+    type: str
+    status: str
+    suspended_scope: str | None
+    valid_from: date
+    valid_until: date | None
+    effective_at: datetime
+    consent_partners: bool
+    consent_public: bool
+    operator_id: str
+    operator_name: str
+    identifiers: frozenset[str]
+    log_index: int
+    logged_at: datetime
+    kid: str
+    statement: str | None = None
+
+    @classmethod
+    def from_payload(
+        cls,
+        payload: dict[str, Any],
+        *,
+        log_index: int,
+        logged_at: datetime,
+        kid: str,
+        statement: str | None = None,
+    ) -> LicenceVersion:
+        """From a logged, already validated statement payload."""
+        operator = payload["operator"]
+        operator_id = identifiers.normalise(operator["id"])
+        aliases = {identifiers.normalise(a) for a in operator.get("aliases") or ()}
+        effective = payload.get("effective_at")
+        consent = payload.get("consent") or {}
+        return cls(
+            certificate=payload["certificate"],
+            party=payload["party"],
+            version=payload["version"],
+            type=payload["type"],
+            status=payload["status"],
+            suspended_scope=payload.get("suspended_scope"),
+            valid_from=parse_date(payload["valid_from"]),
+            valid_until=parse_date(payload["valid_until"]) if payload.get("valid_until") else None,
+            effective_at=parse_time(effective) if effective else logged_at,
+            consent_partners=bool(consent.get("partners")),
+            consent_public=bool(consent.get("public")),
+            operator_id=operator_id,
+            operator_name=operator["name"],
+            identifiers=frozenset({operator_id} | aliases),
+            log_index=log_index,
+            logged_at=logged_at,
+            kid=kid,
+            statement=statement,
+        )

@@ -1,0 +1,203 @@
+"""Whether a verifying party recognises an operator as an AEO at a moment.
+
+One pure function, ``recognise``, used by the service and by the offline
+verifier alike, so that both give the same answer from the same statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+from .agreement import AgreementVersion, version_at
+from .licence import LicenceVersion, effective_type, type_covered
+from .timefmt import format_time
+
+# Nearest miss first: a licence that passed more of the checks is nearer to
+# being recognised. The order of the checks in ``_assess`` follows it.
+REASONS = (
+    "recognised",
+    "type_not_covered",
+    "no_agreement",
+    "suspended",
+    "not_yet_valid",
+    "expired",
+    "revoked",
+    "annulled",
+    "no_consent",
+    "unknown_operator",
+)
+_RANK = {reason: rank for rank, reason in enumerate(REASONS)}
+
+
+@dataclass(frozen=True)
+class Recognition:
+    basis: str  # "national" or "agreement"
+    agreement: str | None
+    types: tuple[str, ...]
+    benefits: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "basis": self.basis,
+            "agreement": self.agreement,
+            "types": list(self.types),
+            "benefits": list(self.benefits),
+        }
+
+
+@dataclass(frozen=True)
+class Assessment:
+    reason: str
+    shown: LicenceVersion | None  # None when nothing may be disclosed
+    recognition: Recognition | None = None
+
+    @property
+    def rank(self) -> tuple[int, int, str]:
+        benefits = len(self.recognition.benefits) if self.recognition else 0
+        return (_RANK[self.reason], -benefits, self.shown.certificate if self.shown else "")
+
+
+@dataclass(frozen=True)
+class Result:
+    operator_id: str
+    reason: str
+    recognition: Recognition | None = None
+    operator: LicenceVersion | None = None
+    licences: tuple[LicenceVersion, ...] = field(default=())
+    error: str | None = None
+
+    @property
+    def recognised(self) -> bool:
+        return self.reason == "recognised"
+
+    def as_json(self, *, include_statements: bool = True) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "operator_id": self.operator_id,
+            "recognised": self.recognised,
+            "reason": self.reason,
+            "operator": (
+                {"id": self.operator.operator_id, "name": self.operator.operator_name}
+                if self.operator
+                else None
+            ),
+            "recognition": self.recognition.as_json() if self.recognition else None,
+            "licences": [licence_json(v, include_statement=include_statements) for v in self.licences],
+        }
+        if self.error is not None:
+            result["error"] = self.error
+        return result
+
+
+def licence_json(version: LicenceVersion, *, include_statement: bool = True) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "certificate": version.certificate,
+        "party": version.party,
+        "type": version.type,
+        "status": version.status,
+        "suspended_scope": version.suspended_scope,
+        "valid_from": version.valid_from.isoformat(),
+        "valid_until": version.valid_until.isoformat() if version.valid_until else None,
+        "effective_at": format_time(version.effective_at),
+        "version": version.version,
+        "log_index": version.log_index,
+    }
+    if include_statement:
+        item["statement"] = version.statement
+    return item
+
+
+def signed_in_validity(version: LicenceVersion, revoked_keys: Mapping[str, datetime]) -> bool:
+    """A statement logged after its key's ``revoked_at`` does not count."""
+    revoked_at = revoked_keys.get(version.kid)
+    return revoked_at is None or version.logged_at <= revoked_at
+
+
+def histories(versions: Iterable[LicenceVersion]) -> list[list[LicenceVersion]]:
+    """Versions grouped per certificate, each group oldest first."""
+    ordered = sorted(versions, key=lambda v: (v.certificate, v.version))
+    return [list(group) for _, group in groupby(ordered, key=lambda v: v.certificate)]
+
+
+def _assess(
+    history: Sequence[LicenceVersion],
+    verifier: str,
+    at: datetime,
+    agreements: Sequence[AgreementVersion],
+) -> Assessment:
+    latest = history[-1]
+    partner = verifier != latest.party
+    # Consent is the operator's current wish, so the latest version decides,
+    # also about the past.
+    if partner and not latest.consent_partners:
+        return Assessment("no_consent", None)
+    annulment = next((v for v in history if v.status == "annulled"), None)
+    if annulment is not None:
+        return Assessment("annulled", annulment)
+    in_effect = None
+    for version in history:
+        if version.effective_at <= at:
+            in_effect = version
+    if in_effect is None:
+        return Assessment("not_yet_valid", history[0])
+    day = at.date()
+    if in_effect.status == "revoked":
+        return Assessment("revoked", in_effect)
+    if day < in_effect.valid_from:
+        return Assessment("not_yet_valid", in_effect)
+    if in_effect.valid_until is not None and day > in_effect.valid_until:
+        return Assessment("expired", in_effect)
+    if in_effect.status == "suspended" and in_effect.suspended_scope is None:
+        return Assessment("suspended", in_effect)
+    licence_type = effective_type(in_effect.type, in_effect.suspended_scope)
+    if not partner:
+        return Assessment("recognised", in_effect, Recognition("national", None, (licence_type,), ()))
+    directions = [
+        (agreement, direction)
+        for agreement in agreements
+        if agreement.in_force(day)
+        and (direction := agreement.direction(verifier, in_effect.party)) is not None
+    ]
+    if not directions:
+        return Assessment("no_agreement", in_effect)
+    covering = [
+        Recognition("agreement", agreement.id, direction.types, agreement.benefits)
+        for agreement, direction in directions
+        if type_covered(licence_type, direction.types)
+    ]
+    if not covering:
+        return Assessment("type_not_covered", in_effect)
+    best = min(covering, key=lambda r: (-len(r.benefits), r.agreement))
+    return Assessment("recognised", in_effect, best)
+
+
+def recognise(
+    operator_id: str,
+    verifier: str,
+    at: datetime,
+    licence_versions: Iterable[LicenceVersion],
+    agreement_versions: Iterable[AgreementVersion],
+    revoked_keys: Mapping[str, datetime] | None = None,
+) -> Result:
+    """Answer for ``operator_id`` (already normalised) from the logged statements.
+
+    ``licence_versions`` may hold any versions; those of licences that never
+    named ``operator_id`` as id or alias are ignored. ``agreement_versions``
+    holds every logged version of every agreement.
+    """
+    revoked_keys = revoked_keys or {}
+    valid = [v for v in licence_versions if signed_in_validity(v, revoked_keys)]
+    mine = [h for h in histories(valid) if any(operator_id in v.identifiers for v in h)]
+    if not mine:
+        return Result(operator_id, "unknown_operator")
+    by_agreement: dict[str, list[AgreementVersion]] = {}
+    for agreement in agreement_versions:
+        by_agreement.setdefault(agreement.id, []).append(agreement)
+    agreements = [a for a in (version_at(vs, at) for vs in by_agreement.values()) if a is not None]
+    assessments = sorted((_assess(h, verifier, at, agreements) for h in mine), key=lambda a: a.rank)
+    best = assessments[0]
+    disclosed = tuple(a.shown for a in assessments if a.shown is not None)
+    return Result(operator_id, best.reason, best.recognition, best.shown, disclosed)

@@ -1,0 +1,48 @@
+"""RFC 3339 times in UTC with ``Z``, and the ``at`` parameter's two forms."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_time(value: str) -> datetime:
+    """An RFC 3339 timestamp with an explicit offset, returned in UTC."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("not an RFC 3339 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z")
+    head, _, fraction = value.partition(".")
+    if fraction:
+        # Python keeps microseconds; finer digits are cut, not rounded.
+        digits = re.match(r"\d+", fraction).group()
+        value = f"{head}.{digits[:6]}{fraction[len(digits):]}"
+    return datetime.fromisoformat(value.replace("z", "Z")).astimezone(UTC)
+
+
+def parse_date(value: str) -> date:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("not a date in the form YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+def parse_moment(value: str) -> datetime:
+    """``at``: an RFC 3339 timestamp, or a date meaning the start of that day in UTC."""
+    if isinstance(value, str) and len(value) == 10:
+        return datetime.combine(parse_date(value), time(), UTC)
+    return parse_time(value)
+
+
+def format_time(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def now_utc() -> datetime:
+    """The current second in UTC: registry-made times carry no fractions."""
+    return datetime.now(UTC).replace(microsecond=0)

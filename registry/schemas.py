@@ -1,0 +1,353 @@
+"""Request and response schemas, in one place.
+
+Input is validated here and in ``domain``; views and services receive loaded,
+typed values. The same classes document the API in the OpenAPI spec.
+Unknown fields are refused everywhere (marshmallow's default, RAISE).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from .domain import identifiers, licence
+from .domain.agreement import STATUSES as AGREEMENT_STATUSES
+from .domain.timefmt import format_time, parse_date, parse_time
+from .errors import InvalidInputError, flatten
+
+MAX_STATEMENT_CHARS = 64 * 1024
+MAX_NONCE_CHARS = 128
+
+
+# --- fields -----------------------------------------------------------------
+
+
+class StrictDate(fields.Date):
+    """``YYYY-MM-DD`` and nothing else."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_date(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value if value is None or isinstance(value, str) else value.isoformat()
+
+
+class Timestamp(fields.DateTime):
+    """RFC 3339 with an explicit offset, held in UTC, written with ``Z``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_time(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value if value is None or isinstance(value, str) else format_time(value)
+
+
+class _Identifier(fields.String):
+    parser = staticmethod(identifiers.operator_id)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return self.parser(value)
+        except identifiers.IdentifierError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class OperatorId(_Identifier):
+    parser = staticmethod(identifiers.operator_id)
+
+
+class CertificateNumber(_Identifier):
+    parser = staticmethod(identifiers.certificate)
+
+
+class PartyCode(_Identifier):
+    parser = staticmethod(identifiers.party_code)
+
+
+def StrictBool(**kwargs) -> fields.Boolean:  # noqa: N802 - reads like a field class
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+def Text(max_length: int, **kwargs) -> fields.String:  # noqa: N802
+    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+# --- licences -----------------------------------------------------------------
+
+
+class AddressSchema(Schema):
+    street = Text(200, load_default=None, allow_none=True)
+    city = Text(100, load_default=None, allow_none=True)
+    postcode = Text(20, load_default=None, allow_none=True)
+    country = PartyCode(load_default=None, allow_none=True)
+
+
+class OperatorSchema(Schema):
+    id = OperatorId(required=True, metadata={"example": "MK7603137215901"})
+    name = Text(300, required=True)
+    aliases = fields.List(OperatorId(), load_default=list, validate=validate.Length(max=50))
+    address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _distinct(self, data, **kwargs):
+        aliases = data.get("aliases") or []
+        if len(set(aliases)) != len(aliases) or data.get("id") in aliases:
+            raise ValidationError("aliases must differ from each other and from the id", "aliases")
+
+
+class ConsentSchema(Schema):
+    partners = StrictBool(required=True, metadata={"description": "partner customs may see this licence"})
+    public = StrictBool(required=True, metadata={"description": "anyone may see this licence"})
+
+
+class LicenceFieldsSchema(Schema):
+    """What an authority says about a licence; the registry adds the rest."""
+
+    operator = fields.Nested(OperatorSchema, required=True)
+    type = fields.String(required=True, validate=validate.OneOf(licence.TYPES))
+    status = fields.String(required=True, validate=validate.OneOf(licence.STATUSES))
+    suspended_scope = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(licence.SUSPENDABLE_PARTS)
+    )
+    consent = fields.Nested(ConsentSchema, required=True)
+    valid_from = StrictDate(required=True)
+    valid_until = StrictDate(load_default=None, allow_none=True)
+    effective_at = Timestamp(
+        load_default=None, allow_none=True, metadata={"description": "default: when it is published"}
+    )
+    reason = Text(500, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _rules(self, data, **kwargs):
+        errors = licence.rule_errors(data)
+        if errors:
+            raise ValidationError({field: [message] for field, message in errors.items()})
+
+
+class LicencePayloadSchema(LicenceFieldsSchema):
+    """The payload of a licence statement (typ ``aeo-licence+jws``)."""
+
+    certificate = CertificateNumber(required=True)
+    party = PartyCode(required=True)
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class StatementSchema(Schema):
+    statement = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=MAX_STATEMENT_CHARS),
+        metadata={"description": "compact JWS signed by one of the party's keys"},
+    )
+
+
+class PublishBatchSchema(Schema):
+    licences = fields.List(
+        fields.Dict(),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "each item a statement or plain fields, with its certificate"},
+    )
+
+
+class LicenceQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(licence.STATUSES))
+    type = fields.String(validate=validate.OneOf(licence.TYPES))
+    updated_since = Timestamp()
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    cursor = fields.String(validate=validate.Length(max=200))
+
+
+class LicenceRecordSchema(Schema):
+    licence = fields.Nested(LicencePayloadSchema, required=True)
+    statement = fields.String(required=True)
+    log_index = fields.Integer(required=True)
+
+
+class LicenceDetailSchema(LicenceRecordSchema):
+    history = fields.List(fields.Nested(LicenceRecordSchema), required=True, metadata={"description": "oldest first"})
+
+
+class LicencePageSchema(Schema):
+    items = fields.List(fields.Nested(LicenceRecordSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class PublishBatchResultSchema(Schema):
+    licences = fields.List(fields.Nested(LicenceRecordSchema), required=True)
+    tree_size = fields.Integer(required=True)
+
+
+def licence_payload_json(payload: dict[str, Any]) -> dict[str, Any]:
+    """A loaded payload as the JSON object that is signed: every key, nulls included."""
+    return _PAYLOAD_DUMPER.dump(payload)
+
+
+_PAYLOAD_DUMPER = LicencePayloadSchema()
+
+
+def load(schema: Schema, data: Any, prefix: str = "") -> dict[str, Any]:
+    """Load with a schema, turning its errors into one InvalidInputError naming each field."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        errors = flatten(exc.messages, prefix)
+        raise InvalidInputError(f"invalid fields: {', '.join(sorted(errors))}", errors) from exc
+
+
+# --- parties and keys ---------------------------------------------------------
+
+
+class PublicJwkSchema(Schema):
+    kty = fields.String(required=True, metadata={"example": "OKP"})
+    crv = fields.String(required=True, metadata={"example": "Ed25519"})
+    x = fields.String(required=True)
+    kid = fields.String(required=True, metadata={"description": "RFC 7638 thumbprint"})
+
+
+class PartyKeySchema(Schema):
+    kid = fields.String(required=True)
+    jwk = fields.Nested(PublicJwkSchema, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("active", "retired", "revoked")))
+    valid_from = Timestamp(required=True)
+    retired_at = Timestamp(allow_none=True, required=True)
+    revoked_at = Timestamp(allow_none=True, required=True)
+    hosted = fields.Boolean(required=True, metadata={"description": "the registry holds the private key"})
+    log_index = fields.Integer(required=True, metadata={"description": "log entry that enrolled it"})
+
+
+class PartySchema(Schema):
+    code = fields.String(required=True, metadata={"example": "MK"})
+    name = fields.String(required=True)
+    authority = fields.String(required=True)
+    keys = fields.List(fields.Nested(PartyKeySchema), required=True)
+
+
+class PartyListSchema(Schema):
+    items = fields.List(fields.Nested(PartySchema), required=True)
+
+
+class JwkSetSchema(Schema):
+    keys = fields.List(fields.Dict(), required=True)
+
+
+# --- the log --------------------------------------------------------------------
+
+
+class LogEntriesQuerySchema(Schema):
+    start = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class LogEntrySchema(Schema):
+    index = fields.Integer(required=True)
+    leaf = fields.String(required=True, metadata={"description": "the exact logged text (RFC 8785 JSON)"})
+    leaf_hash = fields.String(required=True, metadata={"description": "base64 SHA-256(0x00 || leaf)"})
+
+
+class LogEntriesSchema(Schema):
+    items = fields.List(fields.Nested(LogEntrySchema), required=True)
+
+
+class InclusionQuerySchema(Schema):
+    index = fields.Integer(required=True, validate=validate.Range(min=0))
+    tree_size = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class InclusionProofSchema(Schema):
+    index = fields.Integer(required=True)
+    tree_size = fields.Integer(required=True)
+    leaf_hash = fields.String(required=True)
+    hashes = fields.List(fields.String(), required=True)
+
+
+class ConsistencyQuerySchema(Schema):
+    first = fields.Integer(required=True, validate=validate.Range(min=1))
+    second = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class ConsistencyProofSchema(Schema):
+    first = fields.Integer(required=True)
+    second = fields.Integer(required=True)
+    hashes = fields.List(fields.String(), required=True)
+
+
+class CheckpointQuerySchema(Schema):
+    tree_size = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class LogInfoSchema(Schema):
+    origin = fields.String(required=True)
+    tree_size = fields.Integer(required=True)
+    root_hash = fields.String(required=True)
+    verifier_key = fields.String(required=True, metadata={"description": "C2SP note verifier key of the log key"})
+    log_key = fields.Dict(required=True, metadata={"description": "the log key as a public JWK"})
+
+
+# --- agreements -------------------------------------------------------------------
+
+
+class DirectionSchema(Schema):
+    verifier = PartyCode(required=True)
+    issuer = PartyCode(required=True)
+    types = fields.List(fields.String(validate=validate.OneOf(licence.TYPES)), required=True,
+                        validate=validate.Length(min=1))
+
+
+class MutualSchema(Schema):
+    parties = fields.List(PartyCode(), required=True, validate=validate.Length(min=2))
+    types = fields.List(fields.String(validate=validate.OneOf(licence.TYPES)), required=True,
+                        validate=validate.Length(min=1))
+
+
+class AgreementFileSchema(Schema):
+    """What the administrator writes; ``mutual`` is spelt out before signing."""
+
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9][A-Z0-9._-]{1,63}$"))
+    title = Text(300, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(AGREEMENT_STATUSES))
+    in_force_from = StrictDate(required=True)
+    in_force_until = StrictDate(load_default=None, allow_none=True)
+    recognition = fields.List(fields.Nested(DirectionSchema), load_default=list)
+    mutual = fields.Nested(MutualSchema, load_default=None, allow_none=True)
+    benefits = fields.List(Text(64), load_default=list)
+    effective_at = Timestamp(load_default=None, allow_none=True,
+                             metadata={"description": "when this version takes effect; default now"})
+
+    @validates_schema
+    def _rules(self, data, **kwargs):
+        if not data.get("recognition") and not data.get("mutual"):
+            raise ValidationError("list recognition directions or give mutual", "recognition")
+        until = data.get("in_force_until")
+        if until is not None and until < data["in_force_from"]:
+            raise ValidationError("must not be before in_force_from", "in_force_until")
+        for direction in data.get("recognition") or []:
+            if direction["verifier"] == direction["issuer"]:
+                raise ValidationError("a party does not recognise itself by agreement", "recognition")
+
+
+# --- errors and service -----------------------------------------------------------
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True, metadata={"example": "urn:aeo-registry:problem:invalid-input"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "messages per field path, e.g. licences.3.operator.id"},
+    )
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)

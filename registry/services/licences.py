@@ -1,0 +1,429 @@
+"""Publishing licence versions, one or a batch, and reading them back.
+
+A publish checks every item, then appends every statement to the log and
+indexes it, in one transaction that holds the log's append lock: all of a
+batch lands, or none of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from joserfc.jwk import OKPKey
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from .. import schemas
+from ..crypto import jws, keys
+from ..crypto.canonical import canonical_json
+from ..domain import identifiers, licence
+from ..domain.party_keys import KeyValidity
+from ..errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, RegistryError, SignatureError
+from ..keyring import Keyring
+from ..models import Licence as LicenceRow
+from ..models import LicenceIdentifier, LogEntry, PartyKey
+from ..models import LicenceVersion as LicenceVersionRow
+from . import log
+from .parties import hosted_signing_key, key_validity
+
+_CHUNK = 500
+_FIELDS_SCHEMA = schemas.LicenceFieldsSchema()
+_STATEMENT_SCHEMA = schemas.StatementSchema()
+
+
+@dataclass
+class Published:
+    """The outcome of one item: what the client gets back."""
+
+    certificate: str
+    payload: dict[str, Any]
+    statement: str
+    log_index: int
+    created: bool = False  # a new licence
+    appended: bool = False  # a new version; False when the same content was sent again
+
+    def as_json(self) -> dict[str, Any]:
+        return {"licence": self.payload, "statement": self.statement, "log_index": self.log_index}
+
+
+@dataclass
+class _State:
+    """A licence's latest version as seen while a batch is checked."""
+
+    version: int
+    status: str
+    effective_at: datetime
+    payload: dict[str, Any]
+    statements: dict[int, tuple[str, int]] = field(default_factory=dict)  # version -> (statement, index)
+    identifiers: set[str] = field(default_factory=set)
+    in_database: bool = True
+
+
+@dataclass
+class _Pending:
+    certificate: str
+    payload: dict[str, Any]  # JSON form, as signed
+    loaded: dict[str, Any]  # typed form
+    statement: str
+    kid: str
+    created: bool
+
+
+class _Problems:
+    """Errors per item; the batch answers with the gravest status among them."""
+
+    _ORDER = (InvalidInputError, ForbiddenError, ConflictError)
+
+    def __init__(self, prefix_for):
+        self.prefix_for = prefix_for
+        self.errors: dict[str, list[str]] = {}
+        self.kinds: set[type[RegistryError]] = set()
+        self.first: RegistryError | None = None
+
+    def add(self, position: int, error: RegistryError) -> None:
+        prefix = self.prefix_for(position)
+        for name, messages in (error.errors or {"": [error.detail]}).items():
+            path = ".".join(p for p in (prefix, name) if p) or "body"
+            self.errors.setdefault(path, []).extend(messages)
+        self.kinds.add(next((k for k in self._ORDER if isinstance(error, k)), InvalidInputError))
+        self.first = self.first or error
+
+    def raise_if_any(self, count: int) -> None:
+        if not self.errors:
+            return
+        if count == 1 and self.first is not None and not self.prefix_for(0):
+            raise self.first
+        kind = next(k for k in self._ORDER if k in self.kinds)
+        failed = len({path.split(".")[1] for path in self.errors if path.count(".")})
+        raise kind(f"{failed or 'some'} of {count} licences were refused; nothing was published", self.errors)
+
+
+def _load_states(session: Session, certificates: Sequence[str]) -> dict[str, _State]:
+    states: dict[str, _State] = {}
+    for start in range(0, len(certificates), _CHUNK):
+        chunk = certificates[start:start + _CHUNK]
+        rows = session.execute(
+            select(LicenceRow.certificate, LicenceRow.version, LicenceRow.status, LicenceRow.effective_at,
+                   LogEntry.statement)
+            .join(LogEntry, LogEntry.idx == LicenceRow.log_index)
+            .where(LicenceRow.certificate.in_(chunk))
+        )
+        for certificate, version, status, effective_at, statement in rows:
+            states[certificate] = _State(version, status, effective_at, jws.logged_payload(statement))
+        for identifier, certificate in session.execute(
+            select(LicenceIdentifier.identifier, LicenceIdentifier.certificate)
+            .where(LicenceIdentifier.certificate.in_(chunk))
+        ):
+            states[certificate].identifiers.add(identifier)
+    return states
+
+
+def _statement_of(session: Session, certificate: str, version: int) -> tuple[str, int] | None:
+    row = session.execute(
+        select(LogEntry.statement, LogEntry.idx)
+        .join(LicenceVersionRow, LicenceVersionRow.log_index == LogEntry.idx)
+        .where(LicenceVersionRow.certificate == certificate, LicenceVersionRow.version == version)
+    ).one_or_none()
+    return (row[0], row[1]) if row else None
+
+
+class _Checker:
+    """Checks items in order, against the database and the items before them."""
+
+    def __init__(self, session: Session, keyring: Keyring, party: str, states: dict[str, _State],
+                 writer: log.Writer):
+        self.session = session
+        self.keyring = keyring
+        self.party = party
+        self.states = states
+        self.writer = writer
+        self._hosted: OKPKey | bool | None = False  # False: not looked up yet
+        self._keys: dict[str, tuple[PartyKey, KeyValidity, OKPKey]] = {}
+
+    def hosted_key(self) -> OKPKey:
+        if self._hosted is False:
+            self._hosted = hosted_signing_key(self.session, self.keyring, self.party)
+        if self._hosted is None:
+            raise ConflictError(f"party {self.party} has no hosted key; send statements signed with its own key")
+        return self._hosted
+
+    def signing_key(self, kid: str) -> tuple[PartyKey, KeyValidity, OKPKey]:
+        if kid not in self._keys:
+            row = self.session.get(PartyKey, kid)
+            if row is None or row.party_code != self.party:
+                whose = f"a key of {row.party_code}" if row else "not a key the registry knows"
+                message = f"signing key {kid} is {whose}, not a key of {self.party}"
+                raise SignatureError(message, {"statement": [message]})
+            self._keys[kid] = (row, key_validity(row), keys.public_from_jwk(json.loads(row.jwk)))
+        return self._keys[kid]
+
+    def check(self, certificate: str, body: dict[str, Any], log_index: int) -> _Pending | Published:
+        if not certificate.startswith(self.party):
+            raise ForbiddenError(f"certificate {certificate} is not of party {self.party}",
+                            {"certificate": [f"must begin with {self.party}, the party of your token"]})
+        state = self.states.get(certificate)
+        if "statement" in body:
+            loaded = schemas.load(_STATEMENT_SCHEMA, body)
+            return self._check_statement(certificate, loaded["statement"], state, log_index)
+        return self._check_fields(certificate, schemas.load(_FIELDS_SCHEMA, body), state)
+
+    def _check_statement(self, certificate: str, text: str, state: _State | None,
+                         log_index: int) -> _Pending | Published:
+        def bad(message: str) -> SignatureError:
+            return SignatureError(message, {"statement": [message]})
+
+        try:
+            envelope = jws.open_envelope(text, jws.TYP_LICENCE)
+            raw = envelope.payload()
+        except jws.JWSError as exc:
+            raise bad(str(exc)) from exc
+        replayed = self._replay(certificate, text, raw.get("version"), state)
+        if replayed is not None:
+            return replayed
+        row, validity, public = self.signing_key(envelope.kid)
+        refusal = validity.refusal(log_index, self.writer.now)
+        if refusal is None and row.status != "active":
+            refusal = f"key {row.kid} is {row.status}"
+        if refusal:
+            raise bad(refusal)
+        try:
+            jws.verify_envelope(envelope, public)
+        except jws.JWSError as exc:
+            raise bad(str(exc)) from exc
+        if raw.get("party") != self.party:
+            raise ForbiddenError(f"the statement is for party {raw.get('party')!r}, not {self.party}",
+                            {"statement.party": [f"must be {self.party}, the party of your token"]})
+        loaded = schemas.load(schemas.LicencePayloadSchema(), raw, "statement")
+        if loaded["certificate"] != certificate:
+            raise InvalidInputError("the statement is for another certificate",
+                               {"statement.certificate": [f"must be {certificate}, as in the path"]})
+        expected = state.version + 1 if state else 1
+        if loaded["version"] != expected:
+            raise ConflictError(f"version {loaded['version']} is not the next version of {certificate}",
+                           {"statement.version": [f"must be {expected}"]})
+        # The client gets back exactly what it signed.
+        return self._accept(certificate, raw, loaded, text, envelope.kid, state, "statement.")
+
+    def _replay(self, certificate: str, text: str, version: Any, state: _State | None) -> Published | None:
+        """The very statement already logged: answer as before and add nothing."""
+        if state is None or not isinstance(version, int) or not 1 <= version <= state.version:
+            return None
+        earlier = state.statements.get(version) or _statement_of(self.session, certificate, version)
+        if earlier is None or earlier[0] != text:
+            return None
+        return Published(certificate, jws.logged_payload(text), text, earlier[1])
+
+    def _check_fields(self, certificate: str, fields_: dict[str, Any], state: _State | None) -> _Pending | Published:
+        version = state.version + 1 if state else 1
+        loaded = {**fields_, "certificate": certificate, "party": self.party, "version": version}
+        if loaded["effective_at"] is None:
+            loaded["effective_at"] = self.writer.now
+        payload = schemas.licence_payload_json(loaded)
+        if state is not None and _same_content(state.payload, payload, fields_["effective_at"] is None):
+            # PUT is idempotent: the same fields again change nothing.
+            text, index = state.statements.get(state.version) or _statement_of(
+                self.session, certificate, state.version)
+            return Published(certificate, state.payload, text, index)
+        key = self.hosted_key()
+        statement = jws.sign_bytes(canonical_json(payload), key, jws.TYP_LICENCE)
+        return self._accept(certificate, payload, loaded, statement, key.kid, state, "")
+
+    def _accept(self, certificate: str, payload: dict[str, Any], loaded: dict[str, Any], statement: str,
+                kid: str, state: _State | None, prefix: str) -> _Pending:
+        effective_at = loaded["effective_at"] or self.writer.now
+        if state is not None:
+            try:
+                licence.check_transition(state.status, loaded["status"])
+            except licence.LifecycleError as exc:
+                raise ConflictError(str(exc), {prefix + exc.field: [str(exc)]}) from exc
+            if effective_at < state.effective_at:
+                message = f"must not be before the effective_at of version {state.version}"
+                raise ConflictError(message, {prefix + "effective_at": [message]})
+        return _Pending(certificate, payload, loaded, statement, kid, created=state is None)
+
+    def advance(self, pending: _Pending, index: int) -> None:
+        """Let later items of the batch see this one as the licence's latest version."""
+        state = self.states.get(pending.certificate)
+        if state is None:
+            state = self.states[pending.certificate] = _State(0, "", self.writer.now, {}, in_database=False)
+        state.version = pending.loaded["version"]
+        state.status = pending.loaded["status"]
+        state.effective_at = pending.loaded["effective_at"] or self.writer.now
+        state.payload = pending.payload
+        state.statements[state.version] = (pending.statement, index)
+
+
+def _same_content(current: dict[str, Any], new: dict[str, Any], ignore_effective_at: bool) -> bool:
+    ignored = {"version", "effective_at"} if ignore_effective_at else {"version"}
+    return {k: v for k, v in current.items() if k not in ignored} == {
+        k: v for k, v in new.items() if k not in ignored}
+
+
+def split_certificate(item: Any) -> tuple[Any, Any]:
+    """A batch item is a body that also names its certificate."""
+    if not isinstance(item, dict):
+        return None, item
+    return item.get("certificate"), {k: v for k, v in item.items() if k != "certificate"}
+
+
+def publish(session: Session, keyring: Keyring, party: str, items: Sequence[tuple[str, Any]], now: datetime,
+            *, batch: bool) -> tuple[list[Published], int]:
+    """Publish (certificate, body) items for ``party``, all or nothing; bodies hold no certificate.
+
+    Returns each item's outcome and the log's size after them. A single PUT
+    reports errors by field; a batch prefixes them ``licences.N.``.
+    """
+    problems = _Problems((lambda n: f"licences.{n}") if batch else (lambda n: ""))
+    certificates: list[str | None] = []
+    for position, (raw_certificate, _) in enumerate(items):
+        try:
+            certificates.append(identifiers.certificate(raw_certificate))
+        except identifiers.IdentifierError as exc:
+            problems.add(position, InvalidInputError(str(exc), {"certificate": [str(exc)]}))
+            certificates.append(None)
+    with log.writing(session, keyring.log_signer, now) as writer:
+        known = sorted({c for c in certificates if c})
+        checker = _Checker(session, keyring, party, _load_states(session, known), writer)
+        outcomes: list[_Pending | Published | None] = []
+        next_index = writer.size
+        for position, ((_, body), certificate) in enumerate(zip(items, certificates, strict=True)):
+            outcome = None
+            if certificate is not None:
+                try:
+                    if not isinstance(body, dict):
+                        raise InvalidInputError("each licence must be a JSON object", {"": ["must be an object"]})
+                    outcome = checker.check(certificate, body, next_index)
+                except RegistryError as exc:
+                    problems.add(position, exc)
+            if isinstance(outcome, _Pending):
+                checker.advance(outcome, next_index)
+                next_index += 1
+            outcomes.append(outcome)
+        problems.raise_if_any(len(items))
+        pending = [o for o in outcomes if isinstance(o, _Pending)]
+        indices = writer.append([
+            log.NewEntry("licence", party, p.certificate, p.loaded["version"], p.kid, p.statement) for p in pending
+        ])
+        _index(session, checker.states, pending, indices, now)
+        size = writer.size
+    results = []
+    index_of = dict(zip((id(p) for p in pending), indices, strict=True))
+    for outcome in outcomes:
+        if isinstance(outcome, _Pending):
+            results.append(Published(outcome.certificate, outcome.payload, outcome.statement,
+                                     index_of[id(outcome)], created=outcome.created, appended=True))
+        else:
+            results.append(outcome)
+    return results, size
+
+
+def _index(session: Session, states: dict[str, _State], pending: Sequence[_Pending], indices: Sequence[int],
+           now: datetime) -> None:
+    """Write the rows that find and order the new log entries."""
+    current: dict[str, dict[str, Any]] = {}
+    versions, new_identifiers = [], []
+    seen = {certificate: set(state.identifiers) for certificate, state in states.items()}
+    for item, index in zip(pending, indices, strict=True):
+        loaded = item.loaded
+        operator = loaded["operator"]
+        current[item.certificate] = {
+            "certificate": item.certificate,
+            "party_code": loaded["party"],
+            "version": loaded["version"],
+            "status": loaded["status"],
+            "type": loaded["type"],
+            "operator_id": operator["id"],
+            "valid_from": loaded["valid_from"],
+            "valid_until": loaded["valid_until"],
+            "effective_at": loaded["effective_at"] or now,
+            "updated_at": now,
+            "log_index": index,
+        }
+        versions.append({"certificate": item.certificate, "version": loaded["version"], "log_index": index})
+        known = seen.setdefault(item.certificate, set())
+        for identifier in [operator["id"], *operator["aliases"]]:
+            if identifier not in known:
+                known.add(identifier)
+                new_identifiers.append({"identifier": identifier, "certificate": item.certificate})
+    created = [row for c, row in current.items() if not states[c].in_database]
+    changed = [row for c, row in current.items() if states[c].in_database]
+    log.insert_rows(session, LicenceRow, created)
+    if changed:
+        session.execute(update(LicenceRow), changed)
+    log.insert_rows(session, LicenceVersionRow, versions)
+    log.insert_rows(session, LicenceIdentifier, new_identifiers)
+
+
+# --- reading ------------------------------------------------------------------
+
+
+def _record(statement: str, index: int) -> dict[str, Any]:
+    return {"licence": jws.logged_payload(statement), "statement": statement, "log_index": index}
+
+
+def get(session: Session, party: str, certificate: str) -> dict[str, Any]:
+    """The current version and the whole history; an authority sees only its own party's."""
+    try:
+        certificate = identifiers.certificate(certificate)
+    except identifiers.IdentifierError as exc:
+        raise InvalidInputError(str(exc), {"certificate": [str(exc)]}) from exc
+    row = session.get(LicenceRow, certificate)
+    if row is None or row.party_code != party:
+        if row is not None or not certificate.startswith(party):
+            raise ForbiddenError(f"licence {certificate} is not of party {party}")
+        raise NotFoundError(f"no licence {certificate}")
+    history = [
+        _record(statement, index)
+        for statement, index in session.execute(
+            select(LogEntry.statement, LogEntry.idx)
+            .join(LicenceVersionRow, LicenceVersionRow.log_index == LogEntry.idx)
+            .where(LicenceVersionRow.certificate == certificate)
+            .order_by(LicenceVersionRow.version)
+        )
+    ]
+    return {**history[-1], "history": history}
+
+
+def list_page(session: Session, party: str, *, status: str | None, type_: str | None,
+              updated_since: datetime | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The party's licences in log order, so a client can sync with ``updated_since`` and the cursor."""
+    after = _read_cursor(cursor)
+    conditions = [LicenceRow.party_code == party, LicenceRow.log_index > after]
+    if status:
+        conditions.append(LicenceRow.status == status)
+    if type_:
+        conditions.append(LicenceRow.type == type_)
+    if updated_since:
+        conditions.append(LicenceRow.updated_at >= updated_since)
+    rows = session.execute(
+        select(LogEntry.statement, LogEntry.idx)
+        .join(LicenceRow, LicenceRow.log_index == LogEntry.idx)
+        .where(and_(*conditions))
+        .order_by(LicenceRow.log_index)
+        .limit(limit + 1)
+    ).all()
+    items = [_record(statement, index) for statement, index in rows[:limit]]
+    more = len(rows) > limit
+    return {"items": items, "next_cursor": _make_cursor(rows[limit - 1][1]) if more else None}
+
+
+def _make_cursor(after: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return -1
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        after = value["after"]
+        if not isinstance(after, int) or after < -1:
+            raise ValueError
+        return after
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError("cursor is not one this service gave out", {"cursor": ["invalid cursor"]}) from exc

@@ -1,0 +1,238 @@
+"""The append-only transparency log: appends, checkpoints and proofs.
+
+A writer first locks the single ``log_head`` row (an UPDATE, so PostgreSQL
+takes a row lock and SQLite its write lock), then reads whatever state it
+checks, appends, and signs a checkpoint for the new size, all in the caller's
+transaction. Several app processes on one database therefore append one after
+the other, and a failed publish leaves neither entries nor a checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from ..crypto import merkle, note
+from ..crypto.canonical import canonical_text
+from ..domain.timefmt import format_time
+from ..errors import InvalidInputError, NotFoundError, field_errors
+from ..models import Checkpoint, LogEntry, LogHead, LogNode
+
+# Rows per INSERT: well under SQLite's limit on bound parameters.
+_CHUNK = 500
+
+
+class LogCorruptedError(RuntimeError):
+    """Stored hashes no longer agree with a signed checkpoint; nothing more is signed."""
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    kind: str  # licence, party_key, agreement
+    party: str | None
+    subject: str
+    version: int
+    kid: str
+    statement: str
+
+
+def leaf_for(entry: NewEntry, logged_at: datetime) -> str:
+    """The logged text: identifiers and digests only, never operator data."""
+    return canonical_text(
+        {
+            "kind": entry.kind,
+            "party": entry.party,
+            "subject": entry.subject,
+            "version": entry.version,
+            "kid": entry.kid,
+            "statement_sha256": hashlib.sha256(entry.statement.encode()).hexdigest(),
+            "logged_at": format_time(logged_at),
+        }
+    )
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def lock_head(session: Session, now: datetime) -> int:
+    """Take the append lock for this transaction; returns the tree size."""
+    return session.execute(
+        update(LogHead).where(LogHead.id == 1).values(updated_at=now).returning(LogHead.tree_size)
+    ).scalar_one()
+
+
+def tree_size(session: Session) -> int:
+    return session.execute(select(LogHead.tree_size).where(LogHead.id == 1)).scalar_one()
+
+
+def fetch_nodes(session: Session, nodes: Iterable[merkle.Node]) -> dict[merkle.Node, bytes]:
+    wanted = sorted(set(nodes))
+    found: dict[merkle.Node, bytes] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        rows = session.execute(
+            select(LogNode.level, LogNode.idx, LogNode.hash).where(tuple_(LogNode.level, LogNode.idx).in_(chunk))
+        )
+        found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
+    missing = set(wanted) - found.keys()
+    if missing:
+        raise LogCorruptedError(f"stored log hashes missing: {sorted(missing)[:5]}")
+    return found
+
+
+def root_at(session: Session, size: int) -> bytes:
+    return merkle.root_from(size, fetch_nodes(session, merkle.range_nodes(0, size)))
+
+
+def insert_rows(session: Session, model, rows: Sequence[dict]) -> None:
+    for start in range(0, len(rows), _CHUNK):
+        session.execute(insert(model), rows[start:start + _CHUNK])
+
+
+def append(session: Session, size: int, entries: Sequence[NewEntry], now: datetime) -> list[int]:
+    """Append entries after ``size`` (from ``lock_head``); returns their indices."""
+    edge = merkle.range_nodes(0, size)
+    stored = fetch_nodes(session, edge)
+    frontier = merkle.Frontier(size, [stored[node] for node in edge])
+    entry_rows, node_rows = [], []
+    for entry in entries:
+        index = frontier.size
+        leaf = leaf_for(entry, now)
+        for level, node_index, digest in frontier.append(merkle.leaf_hash(leaf.encode())):
+            node_rows.append({"level": level, "idx": node_index, "hash": digest})
+        entry_rows.append(
+            {
+                "idx": index,
+                "kind": entry.kind,
+                "party_code": entry.party,
+                "subject": entry.subject,
+                "version": entry.version,
+                "kid": entry.kid,
+                "statement": entry.statement,
+                "leaf": leaf,
+                "logged_at": now,
+            }
+        )
+    insert_rows(session, LogEntry, entry_rows)
+    insert_rows(session, LogNode, node_rows)
+    session.execute(update(LogHead).where(LogHead.id == 1).values(tree_size=frontier.size))
+    return list(range(size, frontier.size))
+
+
+def latest_checkpoint(session: Session) -> Checkpoint | None:
+    return session.execute(select(Checkpoint).order_by(Checkpoint.tree_size.desc()).limit(1)).scalar_one_or_none()
+
+
+def sign_checkpoint(session: Session, size: int, signer: note.Signer, now: datetime) -> Checkpoint:
+    """Sign the tree at ``size``, after proving it extends the last signed one.
+
+    The check costs O(log n) reads and is what makes "never two inconsistent
+    checkpoints" hold even if stored hashes were tampered with.
+    """
+    previous = latest_checkpoint(session)
+    if previous is not None:
+        if previous.tree_size > size:
+            raise LogCorruptedError(f"tree size {size} is below the signed size {previous.tree_size}")
+        if root_at(session, previous.tree_size) != previous.root_hash:
+            raise LogCorruptedError(f"stored hashes disagree with the checkpoint at size {previous.tree_size}")
+        if previous.tree_size == size:
+            return previous
+    root = root_at(session, size)
+    signed = note.sign(note.Checkpoint(signer.name, size, root).text(), signer)
+    checkpoint = Checkpoint(tree_size=size, root_hash=root, note=signed, signed_at=now)
+    session.add(checkpoint)
+    return checkpoint
+
+
+class Writer:
+    """Appends within one locked transaction; see ``writing``."""
+
+    def __init__(self, session: Session, size: int, now: datetime):
+        self.session = session
+        self.size = size
+        self.now = now
+        self.appended = 0
+
+    def append(self, entries: Sequence[NewEntry]) -> list[int]:
+        indices = append(self.session, self.size, entries, self.now)
+        self.size += len(indices)
+        self.appended += len(indices)
+        return indices
+
+
+@contextmanager
+def writing(session: Session, signer: note.Signer, now: datetime) -> Iterator[Writer]:
+    """One transaction that holds the append lock, appends, signs and commits.
+
+    Read whatever you check inside the block, after the lock: then no other
+    writer can change it before the commit. Any exception rolls everything back.
+    """
+    try:
+        writer = Writer(session, lock_head(session, now), now)
+        yield writer
+        if writer.appended:
+            sign_checkpoint(session, writer.size, signer, now)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def checkpoint_at(session: Session, size: int) -> Checkpoint:
+    checkpoint = session.get(Checkpoint, size)
+    if checkpoint is None:
+        raise NotFoundError(f"the registry signed no checkpoint at tree size {size}")
+    return checkpoint
+
+
+def _check_size(session: Session, size: int, name: str) -> None:
+    current = tree_size(session)
+    if size > current:
+        raise InvalidInputError(f"{name} {size} is beyond the log (size {current})",
+                           field_errors(name, f"must not exceed the log size {current}"))
+
+
+def inclusion_proof(session: Session, index: int, size: int) -> tuple[bytes, list[bytes]]:
+    """The leaf hash at ``index`` and its audit path in the tree of ``size``."""
+    if index >= size:
+        raise InvalidInputError(f"index {index} is not below tree_size {size}",
+                           field_errors("index", "must be below tree_size"))
+    _check_size(session, size, "tree_size")
+    ranges = merkle.inclusion_ranges(index, size)
+    stored = fetch_nodes(session, merkle.nodes_for(ranges) | {(0, index)})
+    return stored[(0, index)], merkle.hashes_for(ranges, stored)
+
+
+def inclusion_proofs(session: Session, indices: Iterable[int], size: int) -> dict[int, list[bytes]]:
+    """Several audit paths against one tree size with a single read of stored hashes."""
+    ranges = {index: merkle.inclusion_ranges(index, size) for index in set(indices)}
+    needed: set[merkle.Node] = set()
+    for index_ranges in ranges.values():
+        needed |= merkle.nodes_for(index_ranges)
+    stored = fetch_nodes(session, needed)
+    return {index: merkle.hashes_for(index_ranges, stored) for index, index_ranges in ranges.items()}
+
+
+def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+    if first > second:
+        raise InvalidInputError(f"first {first} is larger than second {second}",
+                           field_errors("first", "must not exceed second"))
+    _check_size(session, second, "second")
+    ranges = merkle.consistency_ranges(first, second)
+    return merkle.hashes_for(ranges, fetch_nodes(session, merkle.nodes_for(ranges)))
+
+
+def entries(session: Session, start: int, limit: int) -> list[LogEntry]:
+    return list(
+        session.execute(
+            select(LogEntry).where(LogEntry.idx >= start).order_by(LogEntry.idx).limit(limit)
+        ).scalars()
+    )

@@ -1,0 +1,157 @@
+"""Fixtures: an app on a fresh database per test, SQLite by default or PostgreSQL.
+
+``pytest --db=postgresql`` runs the same tests on the machine's PostgreSQL
+(``REGISTRY_TEST_POSTGRES``, default postgresql://postgres@127.0.0.1:5432/postgres):
+the suite creates its own database, empties it between tests and drops it at
+the end. Keys are generated per test; time is frozen through ``registry.clock``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from registry import clock, create_app, migrate
+from registry.db import make_engine
+from registry.keyring import Keyring
+
+from .helpers import Registry
+
+POSTGRES_ADMIN_URL = os.environ.get("REGISTRY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+FROZEN_NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db", choices=["sqlite", "postgresql"], default=os.environ.get("REGISTRY_TEST_DB", "sqlite"),
+                     help="database backend for the tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--db") != "postgresql":
+        skip = pytest.mark.skip(reason="needs --db=postgresql")
+        for item in items:
+            if "postgresql_only" in item.keywords:
+                item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    return f"database backend: {config.getoption('--db')}"
+
+
+@pytest.fixture(scope="session")
+def backend(request) -> str:
+    return request.config.getoption("--db")
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "registry.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_database(backend):
+    if backend != "postgresql":
+        yield None
+        return
+    name = f"aeo_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+TABLES = ("licence_identifier", "licence_version", "licence", "agreement_version", "agreement", "api_token",
+          "party_key", "party", "checkpoint", "log_node", "log_entry")
+
+
+@pytest.fixture
+def database_url(backend, tmp_path, _sqlite_template, _postgres_database) -> str:
+    if backend == "sqlite":
+        path = tmp_path / "registry.sqlite3"
+        shutil.copy(_sqlite_template, path)
+        return f"sqlite:///{path}"
+    engine = make_engine(_postgres_database)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+        connection.execute(text("UPDATE log_head SET tree_size = 0"))
+    engine.dispose()
+    return _postgres_database
+
+
+@pytest.fixture
+def keys_dir(tmp_path) -> Path:
+    path = tmp_path / "keys"
+    Keyring(path, "test").ensure_registry_keys()
+    return path
+
+
+@pytest.fixture
+def now(monkeypatch):
+    """Frozen time; ``now.advance(seconds=...)`` moves it on."""
+
+    class Clock:
+        value = FROZEN_NOW
+
+        def __call__(self):
+            return self.value
+
+        def advance(self, **delta):
+            from datetime import timedelta
+
+            self.value = self.value + timedelta(**delta)
+            return self.value
+
+        def set(self, moment):
+            self.value = moment
+            return moment
+
+    frozen = Clock()
+    monkeypatch.setattr(clock, "now", frozen)
+    return frozen
+
+
+@pytest.fixture
+def app(database_url, keys_dir, now):
+    application = create_app(
+        {"env": "testing", "database_url": database_url, "keys_dir": keys_dir,
+         "log_origin": "aeo-registry.test/log"},
+        environ={},
+    )
+    with application.app_context():
+        from registry.cli import initialise
+
+        initialise()
+    yield application
+    application.extensions["registry.db"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def registry(app, client, now) -> Registry:
+    return Registry(app, client, now)

@@ -1,0 +1,96 @@
+"""Test helpers: a registry with parties, tokens and keys, and licence bodies."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from registry import db
+from registry.crypto import jws, keys
+from registry.crypto.canonical import canonical_json
+from registry.services import demo, parties, tokens
+
+
+def operator_id(party: str, serial: int = 1) -> str:
+    return f"{party}{demo.national_number(party, serial)}"
+
+
+def licence_fields(party: str = "MK", serial: int = 1, **changes: Any) -> dict[str, Any]:
+    body = {
+        "operator": {"id": operator_id(party, serial), "name": f"Operator {serial} of {party}", "aliases": [],
+                     "address": {"street": "Partizanska 1", "city": "Skopje", "postcode": "1000", "country": party}},
+        "type": "AEOF",
+        "status": "active",
+        "suspended_scope": None,
+        "consent": {"partners": True, "public": True},
+        "valid_from": "2024-03-01",
+        "valid_until": "2027-02-28",
+        "reason": None,
+    }
+    body.update(copy.deepcopy(changes))
+    return body
+
+
+def licence_payload(certificate: str, version: int, party: str = "MK", serial: int = 1, **changes) -> dict[str, Any]:
+    return {"certificate": certificate, "party": party, "version": version,
+            "effective_at": "2026-11-27T09:00:00Z", **licence_fields(party, serial, **changes)}
+
+
+class Registry:
+    """Drives a test app: parties, tokens, keys and requests."""
+
+    def __init__(self, app, client, now):
+        self.app = app
+        self.client = client
+        self.now = now
+        self._tokens: dict[tuple[str, str], str] = {}
+        self.own_keys: dict[str, Any] = {}
+
+    @property
+    def keyring(self):
+        return self.app.extensions["registry.keyring"]
+
+    def session(self):
+        return self.app.extensions["registry.db"].session()
+
+    def add_party(self, code: str, hosted: bool = True, name: str | None = None):
+        with self.session() as session:
+            parties.add_party(session, self.keyring, code, name or f"Party {code}", f"Customs of {code}",
+                              hosted_key=hosted, now=self.now())
+        return self
+
+    def own_key(self, code: str):
+        """A key the party holds itself, enrolled by the administrator."""
+        key = keys.generate()
+        with self.session() as session:
+            parties.enrol_key(session, self.keyring, code, keys.public_only(key), now=self.now())
+        self.own_keys[code] = key
+        return key
+
+    def token(self, code: str, role: str = "authority") -> str:
+        if (code, role) not in self._tokens:
+            with self.session() as session:
+                self._tokens[(code, role)] = tokens.issue(session, code, role, self.now())
+        return self._tokens[(code, role)]
+
+    def headers(self, code: str, role: str = "authority") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(code, role)}"}
+
+    def put(self, certificate: str, body: dict[str, Any], code: str = "MK", role: str = "authority"):
+        return self.client.put(f"/api/v1/licences/{certificate}", json=body, headers=self.headers(code, role))
+
+    def batch(self, items: list[dict[str, Any]], code: str = "MK", role: str = "authority"):
+        return self.client.post("/api/v1/licences:batch", json={"licences": items}, headers=self.headers(code, role))
+
+    def log_size(self) -> int:
+        from registry.services import log
+
+        with self.session() as session:
+            return log.tree_size(session)
+
+
+def sign_licence(key, payload: dict[str, Any]) -> str:
+    return jws.sign_bytes(canonical_json(payload), key, jws.TYP_LICENCE)
+
+
+__all__ = ["Registry", "db", "licence_fields", "licence_payload", "operator_id", "sign_licence"]
