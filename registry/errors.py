@@ -132,6 +132,8 @@ def problem(status: int, title: str, detail: str, *, slug: str | None = None,
 
 
 def _registry_error(error: RegistryError) -> Response:
+    if error.status >= 500:
+        log.error("%s: %s", error.title, error.detail)
     return problem(error.status, error.title, error.detail, slug=error.slug,
                    errors=error.errors, headers=error.headers)
 

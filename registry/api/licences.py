@@ -1,5 +1,6 @@
 """Publishing and reading a party's licences (role authority)."""
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from .. import clock, db
@@ -17,7 +18,7 @@ from ..schemas import (
 from ..services import licences
 from . import API_PREFIX, json_body, keyring
 
-blp = Blueprint("licences", __name__, url_prefix=f"{API_PREFIX}/licences",
+blp = Blueprint("licences", __name__, url_prefix=API_PREFIX,
                 description="AEO licences, published by their national authority")
 
 # Two forms of one body; marshmallow cannot say "one of", the spec can.
@@ -30,7 +31,7 @@ PUBLISH_BODY = {
 }
 
 
-@blp.route("/<certificate>", methods=["PUT"])
+@blp.route("/licences/<certificate>", methods=["PUT"])
 @require("authority", party_bound=True)
 @blp.doc(requestBody=PUBLISH_BODY)
 @blp.response(200, LicenceRecordSchema, description="a new version, or the same statement again")
@@ -42,19 +43,20 @@ def put_licence(certificate):
     return result.as_json(), 201 if result.created else 200
 
 
-@blp.route(":batch", methods=["POST"])
+@blp.route("/licences:batch", methods=["POST"])
 @require("authority")
 @blp.arguments(PublishBatchSchema)
 @blp.response(200, PublishBatchResultSchema)
 def publish_batch(body):
     """Publish many licence versions at once, all or nothing; errors are keyed licences.N.field."""
+    limit = current_app.config["REGISTRY"].publish_batch_max
     items = [licences.split_certificate(item) for item in body["licences"]]
     results, size = licences.publish(db.session(), keyring(), current_caller().party, items, clock.now(),
-                                     batch=True)
+                                     batch=True, limit=limit)
     return {"licences": [r.as_json() for r in results], "tree_size": size}
 
 
-@blp.route("/<certificate>")
+@blp.route("/licences/<certificate>")
 @require("authority", party_bound=True)
 @blp.response(200, LicenceDetailSchema)
 def get_licence(certificate):
@@ -62,7 +64,7 @@ def get_licence(certificate):
     return licences.get(db.session(), current_caller().party, certificate)
 
 
-@blp.route("")
+@blp.route("/licences")
 @require("authority")
 @blp.arguments(LicenceQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, LicencePageSchema)

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws as joserfc_jws
-from joserfc.errors import JoseError
+from joserfc.errors import BadSignatureError, JoseError
+from joserfc.jwa import EdDSAAlgorithm
 from joserfc.jwk import OKPKey
+from joserfc.jws import JWSRegistry
 
 from .canonical import canonical_json
 
@@ -33,6 +35,24 @@ TYP_PARTY_KEY = "aeo-party-key+jws"
 # Header members whose meaning would change how the signature is checked; a
 # verifier that does not act on them must refuse them (RFC 7515 4.1.11).
 _REFUSED_HEADER_MEMBERS = ("crit", "b64", "jku", "jwk", "x5u", "x5c")
+
+
+class _LegacyEdDSA(EdDSAAlgorithm):
+    """RFC 9864 deprecates ``EdDSA``; the API still accepts it from older libraries.
+
+    Accepting it is policy here, so joserfc's per-call warning is only noise.
+    """
+
+    security_warning = None
+
+
+class _Registry(JWSRegistry):
+    algorithms = {"Ed25519": JWSRegistry.algorithms["Ed25519"], "EdDSA": _LegacyEdDSA()}
+
+
+# Unknown header members are ignored, as RFC 7515 asks of members not listed
+# in "crit" (refused above); the signature covers them anyway.
+_REGISTRY = _Registry(algorithms=sorted(ACCEPTED_ALGS), strict_check_header=False)
 
 
 class JWSError(ValueError):
@@ -110,9 +130,11 @@ def verify_envelope(envelope: Envelope, key: OKPKey) -> None:
     if key.key_type != "OKP" or key.curve_name != "Ed25519":
         raise JWSError("only Ed25519 keys verify statements")
     try:
-        joserfc_jws.deserialize_compact(envelope.text, key, algorithms=[envelope.alg])
-    except JoseError as exc:
+        joserfc_jws.deserialize_compact(envelope.text, key, registry=_REGISTRY)
+    except BadSignatureError as exc:
         raise JWSError("signature does not verify") from exc
+    except JoseError as exc:
+        raise JWSError(f"statement refused: {exc.description or exc}") from exc
     except (ValueError, TypeError) as exc:
         raise JWSError("signature does not verify") from exc
 
@@ -133,7 +155,7 @@ def kid_of(key: OKPKey) -> str:
 
 def sign_bytes(payload: bytes, key: OKPKey, typ: str) -> str:
     header = {"alg": SIGNING_ALG, "kid": kid_of(key), "typ": typ}
-    return joserfc_jws.serialize_compact(header, payload, key, algorithms=[SIGNING_ALG])
+    return joserfc_jws.serialize_compact(header, payload, key, registry=_REGISTRY)
 
 
 def sign(payload: dict[str, Any], key: OKPKey, typ: str) -> str:

@@ -116,6 +116,7 @@ def _by_line(errors: Mapping[str, list[str]], first_line: int) -> dict[str, list
     for path, messages in errors.items():
         parts = path.split(".")
         if len(parts) >= 2 and parts[0] == "licences" and parts[1].isdigit():
-            path = ".".join([f"line {first_line + int(parts[1])}", *parts[2:]])
+            line = f"line {first_line + int(parts[1])}"
+            path = f"{line}: {'.'.join(parts[2:])}" if parts[2:] else line
         renamed[path] = messages
     return renamed

@@ -272,12 +272,15 @@ def split_certificate(item: Any) -> tuple[Any, Any]:
 
 
 def publish(session: Session, keyring: Keyring, party: str, items: Sequence[tuple[str, Any]], now: datetime,
-            *, batch: bool) -> tuple[list[Published], int]:
+            *, batch: bool, limit: int | None = None) -> tuple[list[Published], int]:
     """Publish (certificate, body) items for ``party``, all or nothing; bodies hold no certificate.
 
     Returns each item's outcome and the log's size after them. A single PUT
     reports errors by field; a batch prefixes them ``licences.N.``.
     """
+    if limit is not None and len(items) > limit:
+        raise InvalidInputError(f"{len(items)} licences in one batch; the limit is {limit}",
+                                {"licences": [f"at most {limit} items per batch"]})
     problems = _Problems((lambda n: f"licences.{n}") if batch else (lambda n: ""))
     certificates: list[str | None] = []
     for position, (raw_certificate, _) in enumerate(items):

@@ -22,15 +22,19 @@ from sqlalchemy.orm import Session
 from ..crypto import merkle, note
 from ..crypto.canonical import canonical_text
 from ..domain.timefmt import format_time
-from ..errors import InvalidInputError, NotFoundError, field_errors
+from ..errors import InvalidInputError, NotFoundError, RegistryError, field_errors
 from ..models import Checkpoint, LogEntry, LogHead, LogNode
 
 # Rows per INSERT: well under SQLite's limit on bound parameters.
 _CHUNK = 500
 
 
-class LogCorruptedError(RuntimeError):
+class LogCorruptedError(RegistryError):
     """Stored hashes no longer agree with a signed checkpoint; nothing more is signed."""
+
+    status = 500
+    slug = "log-integrity"
+    title = "Log integrity failure"
 
 
 @dataclass(frozen=True)

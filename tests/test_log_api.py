@@ -1,0 +1,144 @@
+"""The public log endpoints, checked as a stranger would: from the API alone."""
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from registry.crypto import merkle, note
+
+from .helpers import licence_fields
+
+
+@pytest.fixture
+def grown(registry):
+    """A log of several sizes, each with a signed checkpoint."""
+    registry.add_party("MK")
+    for n in range(1, 12):
+        registry.put(f"MKAEOF{n:06d}", licence_fields(serial=n))
+    registry.batch([{"certificate": f"MKAEOS{n:06d}", **licence_fields(serial=n, type="AEOS")} for n in range(9)])
+    return registry
+
+
+def _b64(value):
+    return base64.b64decode(value)
+
+
+def _verifier(client):
+    return note.Verifier.from_vkey(client.get("/api/v1/log").get_json()["verifier_key"])
+
+
+def _all_leaves(client):
+    items, start = [], 0
+    while True:
+        page = client.get(f"/api/v1/log/entries?start={start}&limit=7").get_json()["items"]
+        if not page:
+            return items
+        items += page
+        start = page[-1]["index"] + 1
+
+
+def test_checkpoint_is_signed_and_matches_the_entries(grown, client):
+    response = client.get("/api/v1/log/checkpoint")
+    assert response.mimetype == "text/plain"
+    checkpoint = note.open_checkpoint(response.text, _verifier(client), "aeo-registry.test/log")
+    leaves = _all_leaves(client)
+    assert checkpoint.tree_size == len(leaves) == 21
+    frontier = merkle.Frontier(0, [])
+    for item in leaves:
+        digest = merkle.leaf_hash(item["leaf"].encode())
+        assert _b64(item["leaf_hash"]) == digest
+        frontier.append(digest)
+    assert frontier.root() == checkpoint.root_hash
+
+
+def test_verifier_key_is_published_with_the_log_key(client, registry):
+    info = client.get("/api/v1/log").get_json()
+    jwks = client.get("/.well-known/jwks.json").get_json()["keys"]
+    log_jwk = next(k for k in jwks if k["aeo_use"] == "log")
+    assert info["log_key"]["x"] == log_jwk["x"]
+    raw = base64.b64decode(info["verifier_key"].split("+", 2)[2])[1:]
+    assert base64.urlsafe_b64encode(raw).decode().rstrip("=") == log_jwk["x"]
+
+
+def test_leaves_hold_no_operator_data(grown, client):
+    for item in _all_leaves(client):
+        leaf = json.loads(item["leaf"])
+        assert set(leaf) == {"kind", "party", "subject", "version", "kid", "statement_sha256", "logged_at"}
+        assert "Operator" not in item["leaf"] and "Skopje" not in item["leaf"]
+
+
+def test_every_inclusion_proof_verifies_at_every_signed_size(grown, client):
+    verifier = _verifier(client)
+    leaves = _all_leaves(client)
+    signed_sizes = [size for size in range(1, len(leaves) + 1)
+                    if client.get(f"/api/v1/log/checkpoints?tree_size={size}").status_code == 200]
+    assert len(signed_sizes) >= 10
+    for size in signed_sizes:
+        checkpoint = note.open_checkpoint(client.get(f"/api/v1/log/checkpoints?tree_size={size}").text, verifier)
+        assert checkpoint.tree_size == size
+        for index in range(size):
+            proof = client.get(f"/api/v1/log/proof/inclusion?index={index}&tree_size={size}").get_json()
+            leaf_hash = _b64(proof["leaf_hash"])
+            assert leaf_hash == merkle.leaf_hash(leaves[index]["leaf"].encode())
+            merkle.verify_inclusion(index, size, leaf_hash, [_b64(h) for h in proof["hashes"]], checkpoint.root_hash)
+
+
+def test_consistency_between_all_signed_checkpoints(grown, client):
+    verifier = _verifier(client)
+    notes = {}
+    for size in range(1, 22):
+        response = client.get(f"/api/v1/log/checkpoints?tree_size={size}")
+        if response.status_code == 200:
+            notes[size] = note.open_checkpoint(response.text, verifier)
+    sizes = sorted(notes)
+    for first in sizes:
+        for second in sizes:
+            if first <= second:
+                proof = client.get(f"/api/v1/log/proof/consistency?first={first}&second={second}").get_json()
+                merkle.verify_consistency(first, second, [_b64(h) for h in proof["hashes"]],
+                                          notes[first].root_hash, notes[second].root_hash)
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("index=21&tree_size=21", "index"),
+    ("index=3&tree_size=22", "tree_size"),
+    ("index=-1&tree_size=5", "index"),
+    ("index=x&tree_size=5", "index"),
+    ("tree_size=5", "index"),
+])
+def test_bad_inclusion_queries_are_400(grown, client, query, field):
+    response = client.get(f"/api/v1/log/proof/inclusion?{query}")
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert field in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("first=5&second=3", "first"),
+    ("first=0&second=3", "first"),
+    ("first=3&second=99", "second"),
+])
+def test_bad_consistency_queries_are_400(grown, client, query, field):
+    response = client.get(f"/api/v1/log/proof/consistency?{query}")
+    assert response.status_code == 400
+    assert field in response.get_json()["errors"]
+
+
+def test_unsigned_size_has_no_checkpoint(grown, client):
+    # The batch of nine was signed once, at its end: sizes inside it were never signed.
+    assert client.get("/api/v1/log/checkpoints?tree_size=15").status_code == 404
+    assert client.get("/api/v1/log/checkpoints?tree_size=21").status_code == 200
+
+
+def test_empty_log_has_a_signed_empty_checkpoint(client, registry):
+    checkpoint = note.open_checkpoint(client.get("/api/v1/log/checkpoint").text, _verifier(client))
+    assert checkpoint.tree_size == 0
+    assert checkpoint.root_hash == hashlib.sha256(b"").digest()
+
+
+def test_entries_paging_limits(grown, client):
+    assert client.get("/api/v1/log/entries?limit=0").status_code == 400
+    assert client.get("/api/v1/log/entries?limit=1001").status_code == 400
+    assert client.get("/api/v1/log/entries?start=500").get_json() == {"items": []}
