@@ -58,7 +58,8 @@ def test_statement_and_its_leaf_altered_together_fail_on_signature_and_hash(demo
 
 
 def test_altered_leaf_is_named(demo, app):
-    _tamper(app, "UPDATE log_entry SET leaf = replace(leaf, :a, :b) WHERE idx = 30", a='"logged_at":"2', b='"logged_at":"1')
+    _tamper(app, "UPDATE log_entry SET leaf = replace(leaf, :a, :b) WHERE idx = 30",
+            a='"logged_at":"2', b='"logged_at":"1')
     result = _audit(demo)
     assert result.exit_code == 1
     assert "entry 30" in result.stderr

@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from joserfc import jws as joserfc_jws
 from joserfc.errors import BadSignatureError, JoseError
@@ -47,7 +47,7 @@ class _LegacyEdDSA(EdDSAAlgorithm):
 
 
 class _Registry(JWSRegistry):
-    algorithms = {"Ed25519": JWSRegistry.algorithms["Ed25519"], "EdDSA": _LegacyEdDSA()}
+    algorithms: ClassVar = {"Ed25519": JWSRegistry.algorithms["Ed25519"], "EdDSA": _LegacyEdDSA()}
 
 
 # Unknown header members are ignored, as RFC 7515 asks of members not listed
