@@ -19,6 +19,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
 demo: install
 	$(BIN)/flask --app wsgi registry demo
 
@@ -27,7 +30,7 @@ run: demo serve
 serve: install
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
-test: install
+test: install node_modules/.package-lock.json
 	$(BIN)/pytest -q --db=sqlite
 	$(BIN)/pytest -q --db=postgresql
 

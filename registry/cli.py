@@ -28,8 +28,9 @@ from .services import importer, licences, log, parties, tokens
 registry = AppGroup("registry", help="Administer the AEO registry.")
 party_group = AppGroup("party", help="Parties and their keys.")
 token_group = AppGroup("token", help="API tokens.")
-registry.add_command(party_group)
-registry.add_command(token_group)
+agreement_group = AppGroup("agreement", help="Mutual recognition agreements.")
+for group in (party_group, token_group, agreement_group):
+    registry.add_command(group)
 
 
 def _keyring() -> Keyring:
@@ -142,6 +143,26 @@ def token_list():
         for row in tokens.listing(session):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
             click.echo(f"{row.id:>4}  {row.prefix}…  {row.party_code}  {row.role:<9}  {state}  {row.label or ''}")
+
+
+@agreement_group.command("put")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handled
+def agreement_put(file):
+    """Write a new version of an agreement from a JSON file (``mutual`` is spelt out)."""
+    from .services import agreements
+
+    try:
+        data = json.loads(file.read_text())
+    except ValueError as exc:
+        raise click.ClickException(f"{file} is not valid JSON: {exc}") from exc
+    with db.database().session() as session:
+        entry, added = agreements.put(session, _keyring(), data, clock.now())
+    record = entry["agreement"]
+    if added:
+        click.echo(f"agreement {record['id']} version {record['version']} logged at index {entry['log_index']}")
+    else:
+        click.echo(f"agreement {record['id']} unchanged at version {record['version']}")
 
 
 @registry.command("import")

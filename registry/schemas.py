@@ -13,7 +13,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from .domain import identifiers, licence
 from .domain.agreement import STATUSES as AGREEMENT_STATUSES
-from .domain.timefmt import format_time, parse_date, parse_time
+from .domain.recognition import REASONS
+from .domain.timefmt import format_time, parse_date, parse_moment, parse_time
 from .errors import InvalidInputError, flatten
 
 MAX_STATEMENT_CHARS = 64 * 1024
@@ -47,6 +48,21 @@ class Timestamp(fields.DateTime):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return value if value is None or isinstance(value, str) else format_time(value)
+
+
+class Moment(fields.DateTime):
+    """``at``: an RFC 3339 timestamp, or a date meaning 00:00 UTC that day."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_moment(value)
+        except ValueError as exc:
+            raise ValidationError("not an RFC 3339 timestamp or a YYYY-MM-DD date") from exc
+
+
+def _printable(value: str) -> None:
+    if not value.isprintable():
+        raise ValidationError("must hold printable characters only")
 
 
 class _Identifier(fields.String):
@@ -351,3 +367,154 @@ class ProblemSchema(Schema):
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
+
+
+# --- verification ---------------------------------------------------------------------
+
+
+def Nonce(**kwargs) -> fields.String:  # noqa: N802
+    return fields.String(validate=[validate.Length(min=1, max=MAX_NONCE_CHARS), _printable],
+                         metadata={"description": "echoed inside the signed answer"}, **kwargs)
+
+
+class VerifyQuerySchema(Schema):
+    at = Moment(metadata={"description": "RFC 3339 time or YYYY-MM-DD; default now"})
+    nonce = Nonce()
+    proofs = fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"}, load_default=False,
+                            metadata={"description": "add inclusion proofs and the signed checkpoint note"})
+
+
+class VerifyBatchSchema(Schema):
+    operator_ids = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1),
+                               metadata={"description": "a malformed id gets its own error in its result"})
+    at = Moment(load_default=None, allow_none=True)
+    nonce = Nonce(load_default=None, allow_none=True)
+    include_statements = StrictBool(load_default=False)
+    proofs = StrictBool(load_default=False)
+
+
+class InclusionProofInAnswerSchema(Schema):
+    leaf = fields.String(required=True, metadata={"description": "the exact logged leaf"})
+    hashes = fields.List(fields.String(), required=True, metadata={"description": "base64 audit path"})
+
+
+class LicenceInAnswerSchema(Schema):
+    certificate = fields.String(required=True)
+    party = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(licence.TYPES))
+    status = fields.String(required=True, validate=validate.OneOf(licence.STATUSES),
+                           metadata={"description": "status of the version in effect at `at`"})
+    suspended_scope = fields.String(required=True, allow_none=True)
+    valid_from = fields.String(required=True, metadata={"format": "date"})
+    valid_until = fields.String(required=True, allow_none=True, metadata={"format": "date"})
+    effective_at = fields.String(required=True, metadata={"format": "date-time"})
+    version = fields.Integer(required=True)
+    log_index = fields.Integer(required=True)
+    statement = fields.String(metadata={"description": "the issuer's JWS; left out of batches by default"})
+    inclusion_proof = fields.Nested(InclusionProofInAnswerSchema, metadata={"description": "with proofs=true"})
+
+
+class OperatorInAnswerSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class RecognitionSchema(Schema):
+    basis = fields.String(required=True, validate=validate.OneOf(("national", "agreement")))
+    agreement = fields.String(required=True, allow_none=True)
+    types = fields.List(fields.String(), required=True)
+    benefits = fields.List(fields.String(), required=True)
+
+
+class ResultSchema(Schema):
+    operator_id = fields.String(required=True, metadata={"description": "normalised, as looked up"})
+    recognised = fields.Boolean(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(REASONS),
+                           metadata={"description": "recognised, or the nearest miss"})
+    operator = fields.Nested(OperatorInAnswerSchema, required=True, allow_none=True,
+                             metadata={"description": "null when nothing may be disclosed"})
+    recognition = fields.Nested(RecognitionSchema, required=True, allow_none=True)
+    licences = fields.List(fields.Nested(LicenceInAnswerSchema), required=True)
+    error = fields.String(metadata={"description": "only for a malformed id in a batch"})
+
+
+class AnswerCheckpointSchema(Schema):
+    tree_size = fields.Integer(required=True)
+    root_hash = fields.String(required=True)
+    note = fields.String(metadata={"description": "the signed checkpoint, with proofs=true"})
+
+
+class VerificationSchema(Schema):
+    verifier = fields.String(required=True)
+    at = fields.String(required=True, metadata={"format": "date-time"})
+    nonce = fields.String(required=True, allow_none=True)
+    produced_at = fields.String(required=True, metadata={"format": "date-time"})
+    next_update = fields.String(required=True, metadata={"format": "date-time",
+                                                         "description": "cache the answer until then"})
+    checkpoint = fields.Nested(AnswerCheckpointSchema, required=True)
+    results = fields.List(fields.Nested(ResultSchema), required=True)
+
+
+class VerificationAnswerSchema(Schema):
+    verification = fields.Nested(VerificationSchema, required=True)
+    jws = fields.String(required=True, metadata={
+        "description": "compact JWS, typ aeo-verification+jws, whose payload is exactly `verification`"})
+
+
+class PublicCheckQuerySchema(Schema):
+    operator_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    certificate = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class RecognisedBySchema(Schema):
+    party = fields.String(required=True)
+    agreement = fields.String(required=True, allow_none=True, metadata={"description": "null: the issuing party"})
+    types = fields.List(fields.String(), required=True)
+
+
+class PublicCheckSchema(Schema):
+    certificate = fields.String(required=True)
+    party = fields.String(required=True)
+    operator = fields.Nested(OperatorInAnswerSchema, required=True, allow_none=True,
+                             metadata={"description": "shown when the operator consented to publicity"})
+    type = fields.String(required=True)
+    status = fields.String(required=True)
+    suspended_scope = fields.String(required=True, allow_none=True)
+    valid_from = fields.String(required=True, metadata={"format": "date"})
+    valid_until = fields.String(required=True, allow_none=True, metadata={"format": "date"})
+    reason = fields.String(required=True, validate=validate.OneOf(REASONS),
+                           metadata={"description": "the issuing party's own verification now"})
+    consent = fields.Nested(ConsentSchema, required=True)
+    recognised_by = fields.List(fields.Nested(RecognisedBySchema), required=True)
+    checked_at = fields.String(required=True, metadata={"format": "date-time"})
+    checkpoint = fields.Nested(AnswerCheckpointSchema, required=True)
+
+
+# --- agreements out --------------------------------------------------------------------
+
+
+class AgreementRecordSchema(Schema):
+    id = fields.String(required=True)
+    version = fields.Integer(required=True)
+    title = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(AGREEMENT_STATUSES))
+    in_force_from = fields.String(required=True, metadata={"format": "date"})
+    in_force_until = fields.String(required=True, allow_none=True, metadata={"format": "date"})
+    recognition = fields.List(fields.Nested(DirectionSchema), required=True)
+    benefits = fields.List(fields.String(), required=True)
+    effective_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class AgreementVersionSchema(Schema):
+    agreement = fields.Nested(AgreementRecordSchema, required=True)
+    statement = fields.String(required=True, metadata={"description": "JWS by the registry's answer key"})
+    log_index = fields.Integer(required=True)
+
+
+class AgreementDetailSchema(AgreementVersionSchema):
+    history = fields.List(fields.Nested(AgreementVersionSchema), required=True,
+                          metadata={"description": "oldest first"})
+
+
+class AgreementListSchema(Schema):
+    items = fields.List(fields.Nested(AgreementDetailSchema), required=True)

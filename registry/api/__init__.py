@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, current_app, request
 from flask_smorest import Api
+from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
+from webargs.flaskparser import FlaskParser
 
 from .. import errors
 from ..auth import BEARER_SCHEME
@@ -35,6 +37,18 @@ class RegistryApi(Api):
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
+class RegistryParser(FlaskParser):
+    """Unknown query parameters are refused like unknown body fields; bad input is a 400."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None,
+                                             "querystring": None}
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = RegistryParser()
+
+
 def keyring() -> Keyring:
     return current_app.extensions["registry.keyring"]
 
@@ -50,13 +64,14 @@ def json_body() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> RegistryApi:
-    from . import licences, log, parties, service
+    from . import agreements, licences, log, parties, service, verify
 
     api = RegistryApi(app)
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     licences.register_schemas(api)
-    for module in (service, parties, licences, log):
+    for module in (service, parties, licences, verify, agreements, log):
         api.register_blueprint(module.blp)
+    app.register_blueprint(service.assets)
     # Registered after flask-smorest's own handler, so these win.
     errors.register(app)
     return api

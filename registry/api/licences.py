@@ -1,7 +1,6 @@
 """Publishing and reading a party's licences (role authority)."""
 
 from flask import current_app
-from flask_smorest import Blueprint
 
 from .. import clock, db
 from ..auth import current_caller, require
@@ -16,7 +15,7 @@ from ..schemas import (
     StatementSchema,
 )
 from ..services import licences
-from . import API_PREFIX, json_body, keyring
+from . import API_PREFIX, Blueprint, json_body, keyring
 
 blp = Blueprint("licences", __name__, url_prefix=API_PREFIX,
                 description="AEO licences, published by their national authority")

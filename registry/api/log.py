@@ -1,7 +1,6 @@
 """The public transparency log: checkpoints, entries and proofs (RFC 9162, C2SP)."""
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from .. import db
 from ..auth import public
@@ -18,7 +17,7 @@ from ..schemas import (
     LogInfoSchema,
 )
 from ..services import log
-from . import API_PREFIX, keyring
+from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("log", __name__, url_prefix=f"{API_PREFIX}/log",
                 description="The append-only Merkle log of every accepted statement")

@@ -1,12 +1,11 @@
 """Parties, their public keys, and key rotation by the party itself."""
 
-from flask_smorest import Blueprint
 
 from .. import clock, db
 from ..auth import current_caller, public, require
 from ..schemas import JwkSetSchema, PartyKeySchema, PartyListSchema, PartySchema, StatementSchema
 from ..services import parties
-from . import API_PREFIX, keyring
+from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("parties", __name__, url_prefix=f"{API_PREFIX}/parties",
                 description="Customs administrations and their signing keys")

@@ -1,8 +1,8 @@
 """Liveness, readiness and the registry's own keys."""
 
 import swagger_ui_bundle
+from flask import Blueprint as FlaskBlueprint
 from flask import jsonify, send_from_directory
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from .. import db
@@ -10,7 +10,7 @@ from ..auth import public
 from ..errors import UnavailableError
 from ..keyring import KeyFileError
 from ..schemas import HealthSchema, JwkSetSchema
-from . import keyring
+from . import Blueprint, keyring
 
 blp = Blueprint("service", __name__, description="Service health and the registry's keys")
 
@@ -50,8 +50,11 @@ def registry_jwks():
         raise UnavailableError("the registry's keys are missing; run `registry init`") from exc
 
 
-@blp.route("/docs/assets/<path:filename>")
-@blp.doc(hide=True)
+# Not part of the API, so not in the OpenAPI spec: a plain Flask blueprint.
+assets = FlaskBlueprint("docs_assets", __name__)
+
+
+@assets.route("/docs/assets/<path:filename>")
 @public
 def docs_assets(filename):
     """Swagger UI's files, served locally so the docs work on a closed network."""

@@ -105,5 +105,5 @@ def domain_versions(session: Session, tree_size: int) -> list[AgreementVersion]:
         .where(LogEntry.kind == "agreement", LogEntry.idx < tree_size)
         .order_by(LogEntry.idx)
     )
-    return [AgreementVersion.fromjws.logged_payload(jws.logged_payload(statement), log_index=idx, logged_at=logged_at,
+    return [AgreementVersion.from_payload(jws.logged_payload(statement), log_index=idx, logged_at=logged_at,
                                           statement=statement) for idx, statement, logged_at in rows]

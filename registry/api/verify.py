@@ -1,0 +1,64 @@
+"""Verification for partner customs and authorities, and the trader's public self-check."""
+
+from flask import Response, current_app, json
+
+from .. import clock, db
+from ..auth import client_address, current_caller, public, require
+from ..errors import InvalidInputError, RateLimitedError
+from ..schemas import (
+    PublicCheckQuerySchema,
+    PublicCheckSchema,
+    VerificationAnswerSchema,
+    VerifyBatchSchema,
+    VerifyQuerySchema,
+)
+from ..services import verification
+from . import API_PREFIX, Blueprint, keyring
+
+blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
+                description="Is this operator an AEO that my administration recognises?")
+
+
+def _signed(query: verification.Query) -> Response:
+    settings = current_app.config["REGISTRY"]
+    body = verification.answer(db.session(), keyring(), query, now=clock.now(), ttl_seconds=settings.answer_ttl_seconds)
+    # The answer is built once and sent as is: the body's "verification" is the JWS payload.
+    return current_app.response_class(json.dumps(body), mimetype="application/json",
+                                      headers={"Cache-Control": f"private, max-age={settings.answer_ttl_seconds}"})
+
+
+@blp.route("/verify/<operator_id>")
+@require("customs", "authority")
+@blp.arguments(VerifyQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, VerificationAnswerSchema)
+def verify_one(operator_id, at=None, nonce=None, proofs=False):
+    """Verify one operator, by its id or any alias, as the token's party, at ``at`` (default now)."""
+    verification.check_operator_id(operator_id)
+    return _signed(verification.Query(current_caller().party, [operator_id], at, nonce,
+                                      include_statements=True, proofs=proofs))
+
+
+@blp.route("/verify:batch", methods=["POST"])
+@require("customs", "authority")
+@blp.arguments(VerifyBatchSchema)
+@blp.response(200, VerificationAnswerSchema)
+def verify_batch(body):
+    """Verify up to 5,000 operators at once; results in the order asked."""
+    limit = current_app.config["REGISTRY"].verify_batch_max
+    if len(body["operator_ids"]) > limit:
+        raise InvalidInputError(f"{len(body['operator_ids'])} operator ids; the limit is {limit}",
+                                {"operator_ids": [f"at most {limit} ids per batch"]})
+    return _signed(verification.Query(current_caller().party, body["operator_ids"], body["at"], body["nonce"],
+                                      include_statements=body["include_statements"], proofs=body["proofs"]))
+
+
+@blp.route("/public/check")
+@public
+@blp.arguments(PublicCheckQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, PublicCheckSchema)
+def public_check(operator_id, certificate):
+    """A trader's self-check: both numbers must belong to one licence. Rate-limited per client."""
+    wait = current_app.extensions["registry.public_checks"].hit(client_address())
+    if wait is not None:
+        raise RateLimitedError("too many checks from this address; try again later", wait)
+    return verification.public_check(db.session(), operator_id, certificate, clock.now())
