@@ -180,7 +180,10 @@ class BackendRun:
 
     def run(self) -> dict[str, Any]:
         self.database.create()
-        self.cleanups.append(self.database.drop)
+        if self.args.keep:
+            log(f"{self.backend}: keeping the database {self.database.url} (--keep)")
+        else:
+            self.cleanups.append(self.database.drop)
         self.build()
         self.serve()
         self.audit()
@@ -395,6 +398,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=9162)
     parser.add_argument("--profile", action="store_true", default=os.environ.get("BENCH_PROFILE") == "1",
                         help="record py-spy profiles (speedscope JSON) of import, verify and audit in bench/work/")
+    parser.add_argument("--keep", action="store_true", help="keep the databases (for bench.micro)")
     parser.add_argument("--no-peers", action="store_true", help="skip pymerkle and Ed25519 peers")
     parser.add_argument("--label", default=os.environ.get("BENCH_LABEL", ""), help="a note on the conditions")
     return parser.parse_args(argv)
