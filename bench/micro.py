@@ -30,7 +30,9 @@ def _ids(folder: Path) -> datagen.Register:
             for i, row in enumerate(csv.DictReader(handle)):
                 if i % 10 == 0:
                     register.known_ids.append(row["operator_id"])
-    register.unknown_ids = ["RS100106208", "MK4000099999995"]
+    from registry.services.demo import national_number
+
+    register.unknown_ids = [party + national_number(party, 5_000_000 + j) for party in ("MK", "RS") for j in range(50)]
     return register
 
 

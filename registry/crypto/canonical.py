@@ -20,6 +20,7 @@ from typing import Any
 import rfc8785
 
 _SAFE_INTEGER = 2**53 - 1
+_STR_ONLY = {str}
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False,
                             check_circular=False)
 
@@ -38,9 +39,9 @@ def _fast_path_applies(value: Any) -> bool:
                 continue
             return False
         if kind is dict:
-            for key in item:
-                if type(key) is not str or not key.isascii():
-                    return False
+            # Keys checked in C rather than one by one: all exactly str, all ASCII.
+            if item and (set(map(type, item)) != _STR_ONLY or not "".join(item).isascii()):
+                return False
             extend(item.values())
         elif kind is list or kind is tuple:
             extend(item)

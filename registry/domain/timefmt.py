@@ -37,7 +37,10 @@ def parse_moment(value: str) -> datetime:
 
 def format_time(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat is several times faster than strftime (this runs for every
+    # licence in a 5,000-id answer) and writes the same for four-digit years.
+    text = moment.replace(tzinfo=None, microsecond=0).isoformat() if moment.year >= 1000 else moment.strftime(
+        "%Y-%m-%dT%H:%M:%S")
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInputError, NotFoundError, field_errors
@@ -54,11 +54,17 @@ def revoke(session: Session, token: str, now: datetime) -> ApiToken:
     return row
 
 
+# Every authenticated request makes this lookup: a Core statement built once,
+# run on the session's connection without the ORM. It is not cached in the
+# process, so a revocation (by the CLI, in another process) counts at once.
+_LOOKUP = (
+    select(ApiToken.id, ApiToken.party_code, ApiToken.role)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
+
+
 def authenticate(session: Session, token: str) -> Caller | None:
-    row = session.execute(
-        select(ApiToken.id, ApiToken.party_code, ApiToken.role)
-        .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked_at.is_(None))
-    ).one_or_none()
+    row = session.connection().execute(_LOOKUP, {"token_hash": token_hash(token)}).first()
     return Caller(party=row.party_code, role=row.role, token_id=row.id) if row else None
 
 
