@@ -113,9 +113,40 @@ def root_at(session: Session, size: int) -> bytes:
     return merkle.root_from(size, fetch_nodes(session, merkle.range_nodes(0, size)))
 
 
+# From this many rows on, PostgreSQL gets COPY rather than INSERT.
+_COPY_FROM = 200
+
+
 def insert_rows(session: Session, model, rows: Sequence[dict]) -> None:
+    """Many rows at once, in the session's transaction; each row holds every column's value.
+
+    The ORM's bulk INSERT path (``session.execute(insert(Model), rows)``)
+    spent more time collecting its per-row state than the database spent
+    writing, so this uses the table's Core insert, and on PostgreSQL COPY,
+    which psycopg feeds in C: publishing 10,000 licences writes some 60,000
+    rows. Constraints hold for COPY exactly as for INSERT.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
+        _copy_rows(connection, model.__table__, rows)
+        return
+    statement = insert(model.__table__)
     for start in range(0, len(rows), _CHUNK):
-        session.execute(insert(model), rows[start:start + _CHUNK])
+        connection.execute(statement, rows[start:start + _CHUNK])
+
+
+def _copy_rows(connection, table, rows: Sequence[dict]) -> None:
+    names = list(rows[0])
+    # The columns' own bind processing (UTCDateTime's conversion to naive UTC), as an INSERT would apply it.
+    processors = [table.c[name].type._cached_bind_processor(connection.dialect) for name in names]
+    columns = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in names)
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([process(row[name]) if process else row[name]
+                            for name, process in zip(names, processors, strict=True)])
 
 
 def append(session: Session, size: int, entries: Sequence[NewEntry], now: datetime) -> list[int]:
