@@ -181,18 +181,40 @@ def sign_bytes(payload: bytes, key: OKPKey, typ: str) -> str:
     return (signing_input + b"." + _b64url(signature)).decode("ascii")
 
 
-def verify_signature(envelope: Envelope, public: Ed25519PublicKey) -> None:
-    """The Ed25519 check of an opened envelope with a raw ``cryptography`` key.
-
-    Checks what ``verify_envelope`` checks, without joserfc's key objects, so
-    that audit can verify in worker processes from raw public key bytes.
-    """
-    header_part, payload_part, signature_part = envelope.text.split(".")
+def _check_ed25519(text: str, public: Ed25519PublicKey) -> None:
+    header_part, payload_part, signature_part = text.split(".")
     signature = _b64url_decode(signature_part)
     try:
         public.verify(signature, f"{header_part}.{payload_part}".encode("ascii"))
     except (InvalidSignature, ValueError, UnicodeEncodeError) as exc:
         raise JWSError("signature does not verify") from exc
+
+
+def verify_signature(envelope: Envelope, public: Ed25519PublicKey) -> None:
+    """The Ed25519 check of an opened envelope with a raw ``cryptography`` key.
+
+    What ``verify_envelope`` checks of the signature, without joserfc's key
+    objects, so that audit can verify cheaply and in worker processes.
+    """
+    _check_ed25519(envelope.text, public)
+
+
+def signature_holds(text: str, public_raw: bytes) -> bool:
+    """Whether the Ed25519 signature of a compact JWS holds under a raw 32-byte public key.
+
+    Only the signature: the caller opened the envelope (``open_envelope``)
+    and checked its header and kid.
+    """
+    try:
+        _check_ed25519(text, Ed25519PublicKey.from_public_bytes(public_raw))
+    except (JWSError, ValueError):
+        return False
+    return True
+
+
+def verify_many(items: list[tuple[str, bytes]]) -> list[bool]:
+    """``signature_holds`` for each (JWS, raw public key): a unit of work for a process pool."""
+    return [signature_holds(text, public_raw) for text, public_raw in items]
 
 
 def sign(payload: dict[str, Any], key: OKPKey, typ: str) -> str:
