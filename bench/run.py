@@ -185,8 +185,9 @@ class BackendRun:
         else:
             self.cleanups.append(self.database.drop)
         self.build()
-        self.serve()
-        self.audit()
+        if not self.args.build_only:
+            self.serve()
+            self.audit()
         return self.figures
 
     # --- building the registry -----------------------------------------------------
@@ -399,6 +400,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", default=os.environ.get("BENCH_PROFILE") == "1",
                         help="record py-spy profiles (speedscope JSON) of import, verify and audit in bench/work/")
     parser.add_argument("--keep", action="store_true", help="keep the databases (for bench.micro)")
+    parser.add_argument("--build-only", action="store_true", help="only build the registries (with --keep)")
     parser.add_argument("--no-peers", action="store_true", help="skip pymerkle and Ed25519 peers")
     parser.add_argument("--label", default=os.environ.get("BENCH_LABEL", ""), help="a note on the conditions")
     return parser.parse_args(argv)
@@ -433,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             run = BackendRun(backend, args, register, cleanups)
             results["backends"][backend] = run.run()
-            if not args.no_peers and "pymerkle" not in results.get("peers", {}):
+            if not args.no_peers and not args.build_only and "pymerkle" not in results.get("peers", {}):
                 log("peer: pymerkle SqliteTree with the same leaves")
                 size = run.figures["tree_size"]
                 figures = peers.pymerkle_tree(run.leaves(), size, WORK / "pymerkle", run.rng)
@@ -452,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _run_cleanups(cleanups)
     results["seconds"] = round((datetime.now(UTC) - started).total_seconds())
+    if args.build_only:
+        return 0
     paths = report.write(results, RESULTS)
     print(paths["markdown"].read_text())
     log(f"results written to {', '.join(str(p.relative_to(ROOT)) for p in paths.values())}")

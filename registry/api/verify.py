@@ -27,7 +27,8 @@ def _snapshots() -> verification.SnapshotCache:
 def _signed(query: verification.Query) -> Response:
     settings = current_app.config["REGISTRY"]
     body = verification.answer_body(db.session(), keyring(), query, now=clock.now(),
-                                    ttl_seconds=settings.answer_ttl_seconds, cache=_snapshots())
+                                    ttl_seconds=settings.answer_ttl_seconds, cache=_snapshots(),
+                                    size=current_caller().tree_size)
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.
     return current_app.response_class(body, mimetype="application/json",
                                       headers={"Cache-Control": f"private, max-age={settings.answer_ttl_seconds}"})

@@ -91,10 +91,13 @@ class SnapshotCache:
         return snapshot
 
 
-def current(session: Session, cache: SnapshotCache | None = None) -> Snapshot:
+def current(session: Session, cache: SnapshotCache | None = None, size: int | None = None) -> Snapshot:
+    """The snapshot at the log's size, or at ``size`` if the caller read it already (see tokens.authenticate)."""
+    if size is None:
+        size = log.tree_size(session)
     if cache is None:
-        return load_snapshot(session, log.tree_size(session))
-    return cache.at(session, log.tree_size(session))
+        return load_snapshot(session, size)
+    return cache.at(session, size)
 
 
 # Built once: the lookup every verification makes, as a Core statement with an
@@ -177,26 +180,26 @@ def check_operator_id(raw: str) -> None:
 
 
 def answer(session: Session, keyring: Keyring, query: Query, *, now: datetime, ttl_seconds: int,
-           cache: SnapshotCache | None = None) -> dict[str, Any]:
+           cache: SnapshotCache | None = None, size: int | None = None) -> dict[str, Any]:
     """The signed answer: ``{"verification": {...}, "jws": "..."}``."""
-    verification, _, signed = _answer(session, keyring, query, now, ttl_seconds, cache)
+    verification, _, signed = _answer(session, keyring, query, now, ttl_seconds, cache, size)
     return {"verification": verification, "jws": signed}
 
 
 def answer_body(session: Session, keyring: Keyring, query: Query, *, now: datetime, ttl_seconds: int,
-                cache: SnapshotCache | None = None) -> bytes:
+                cache: SnapshotCache | None = None, size: int | None = None) -> bytes:
     """The signed answer as the response body, its ``verification`` written as the very bytes signed.
 
     Encoding a 5,000-result answer once instead of twice (canonical for the
     signature, then again for the body) saves a good share of a batch.
     """
-    _, payload, signed = _answer(session, keyring, query, now, ttl_seconds, cache)
+    _, payload, signed = _answer(session, keyring, query, now, ttl_seconds, cache, size)
     return b'{"verification":' + payload + b',"jws":"' + signed.encode("ascii") + b'"}'
 
 
 def _answer(session: Session, keyring: Keyring, query: Query, now: datetime, ttl_seconds: int,
-            cache: SnapshotCache | None) -> tuple[dict[str, Any], bytes, str]:
-    snapshot = current(session, cache)
+            cache: SnapshotCache | None, size: int | None) -> tuple[dict[str, Any], bytes, str]:
+    snapshot = current(session, cache, size)
     at = query.at or now
     results = results_for(session, snapshot, query, at)
     checkpoint: dict[str, Any] = {"tree_size": snapshot.size, "root_hash": log.b64(snapshot.checkpoint.root_hash)}
