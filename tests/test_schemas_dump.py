@@ -11,7 +11,7 @@ from registry import schemas
 from registry.services.demo import national_number
 
 PARTIES = ["AL", "BA", "MD", "ME", "MK", "RS", "XK"]
-TEXT = st.text(min_size=1, max_size=30)
+TEXT = st.text(min_size=1, max_size=20)  # within every Text field's limit
 
 
 @st.composite
