@@ -69,7 +69,7 @@ def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text()
     total_kb = int(re.search(r"MemTotal:\s*(\d+)", meminfo).group(1))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
+                            check=False).stdout.strip() or os.environ.get("BENCH_COMMIT", "unknown")
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "registry"], cwd=ROOT, capture_output=True,
                            text=True, check=False).stdout.strip()
     try:
