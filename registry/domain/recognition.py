@@ -6,7 +6,8 @@ verifier alike, so that both give the same answer from the same statements.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -174,6 +175,11 @@ def _assess(
     return Assessment("recognised", in_effect, best)
 
 
+def undisclosed_digest(salt: str, identifier: str) -> str:
+    """How a snapshot names an id whose licences it may not show."""
+    return hashlib.sha256(f"{salt}:{identifier}".encode()).hexdigest()
+
+
 def recognise(
     operator_id: str,
     verifier: str,
@@ -181,17 +187,21 @@ def recognise(
     licence_versions: Iterable[LicenceVersion],
     agreement_versions: Iterable[AgreementVersion],
     revoked_keys: Mapping[str, datetime] | None = None,
+    undisclosed: tuple[str, Collection[str]] | None = None,
 ) -> Result:
     """Answer for ``operator_id`` (already normalised) from the logged statements.
 
     ``licence_versions`` may hold any versions; those of licences that never
     named ``operator_id`` as id or alias are ignored. ``agreement_versions``
-    holds every logged version of every agreement.
+    holds every logged version of every agreement. ``undisclosed`` is a
+    snapshot's (salt, digests) of ids whose licences the verifier may not see.
     """
     revoked_keys = revoked_keys or {}
     valid = [v for v in licence_versions if signed_in_validity(v, revoked_keys)]
     mine = [h for h in histories(valid) if any(operator_id in v.identifiers for v in h)]
     if not mine:
+        if undisclosed and undisclosed_digest(undisclosed[0], operator_id) in undisclosed[1]:
+            return Result(operator_id, "no_consent")
         return Result(operator_id, "unknown_operator")
     by_agreement: dict[str, list[AgreementVersion]] = {}
     for agreement in agreement_versions:

@@ -61,6 +61,21 @@ class _Replay:
         self.keys: dict[str, _KeyState] = {}
         self.licences: dict[str, tuple[int, str]] = {}  # certificate -> (version, status)
         self.agreements: dict[str, int] = {}
+        self.revoked_by: dict[str, int] = {}  # kid -> the entry that revoked it
+
+    def replay_keys(self, session: Session, report: Report) -> None:
+        """First pass: every key change, in log order, each checked against the keys before it.
+
+        Licence statements are checked afterwards against the final key
+        states, because a revocation logged later may date the compromise back
+        before statements that were accepted at the time.
+        """
+        for entry in _entries(session, "party_key"):
+            where = f"entry {entry.idx} (party_key {entry.subject})"
+            try:
+                self._apply_key_change(entry)
+            except (jws.JWSError, keys.KeyFileError, KeyError, TypeError, ValueError) as exc:
+                report.fault(f"{where}: {exc}")
 
     def check(self, entry: LogEntry, report: Report) -> None:
         where = f"entry {entry.idx} ({entry.kind} {entry.subject})"
@@ -96,7 +111,7 @@ class _Replay:
             raise ValueError(f"statement signed when {refusal}")
         return state.public
 
-    def _party_key(self, entry: LogEntry, report: Report, where: str) -> None:
+    def _apply_key_change(self, entry: LogEntry) -> None:
         payload = jws.verify(entry.statement, self._party_key_signer(entry), jws.TYP_PARTY_KEY)
         public = keys.public_from_jwk(payload["jwk"])
         if payload["party"] != entry.party_code:
@@ -116,6 +131,16 @@ class _Replay:
             revoked_at = parse_time(payload["revoked_at"]) if payload.get("revoked_at") else entry.logged_at
             state.validity = KeyValidity(old.kid, old.party, old.valid_from, old.added_index, old.retired_index,
                                          revoked_at)
+            self.revoked_by[public.kid] = entry.idx
+
+    def _party_key(self, entry: LogEntry, report: Report, where: str) -> None:
+        """Signed by a key whose compromise, revealed later, predates this change?"""
+        state = self.keys.get(entry.kid)
+        if state is None or entry.idx == self.revoked_by.get(entry.kid):
+            return
+        revoked_at = state.validity.revoked_at
+        if revoked_at is not None and entry.logged_at > revoked_at:
+            report.fault(f"{where}: statement signed when key {entry.kid} was revoked at {format_time(revoked_at)}")
 
     def _licence(self, entry: LogEntry, report: Report, where: str) -> None:
         state = self.keys.get(entry.kid)
@@ -151,11 +176,13 @@ class _Replay:
         self.agreements[entry.subject] = entry.version
 
 
-def _entries(session: Session) -> Iterator[LogEntry]:
+def _entries(session: Session, kind: str | None = None) -> Iterator[LogEntry]:
     after = -1
     while True:
-        batch = list(session.execute(
-            select(LogEntry).where(LogEntry.idx > after).order_by(LogEntry.idx).limit(_BATCH)).scalars())
+        query = select(LogEntry).where(LogEntry.idx > after).order_by(LogEntry.idx).limit(_BATCH)
+        if kind is not None:
+            query = query.where(LogEntry.kind == kind)
+        batch = list(session.execute(query).scalars())
         if not batch:
             return
         yield from batch
@@ -187,6 +214,7 @@ def run(session: Session, keyring: Keyring) -> Report:
             report.fault(f"checkpoint at size {size}: root does not match the logged leaves")
 
     check_checkpoint(0)
+    replay.replay_keys(session, report)
     for entry in _entries(session):
         if entry.idx != expected_index:
             report.fault(f"log has a gap: entry {entry.idx} follows {expected_index - 1}")
