@@ -253,14 +253,14 @@ def verify_offline(snapshot, operator_id, verifier, at, jwks):
 
 @registry.command("check-answer")
 @click.argument("answer", type=click.Path(exists=True, dir_okay=False))
-@click.option("--snapshot", type=click.Path(exists=True, dir_okay=False), help="for the issuers' and log keys")
+@click.option("--snapshot", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="for the issuers' keys and the log key")
 @click.option("--jwks", type=click.Path(exists=True, dir_okay=False), help="the registry's pinned JWK set")
 def check_answer(answer, snapshot, jwks):
     """Check a stored verification answer: signatures and inclusion proofs."""
     from . import offline
 
-    sys.exit(offline.main(["check-answer", answer, *(["--snapshot", snapshot] if snapshot else []),
-                           *(["--jwks", jwks] if jwks else [])]))
+    sys.exit(offline.main(["check-answer", answer, "--snapshot", snapshot, *(["--jwks", jwks] if jwks else [])]))
 
 
 @registry.command("monitor")

@@ -10,6 +10,9 @@ Run it without the server's settings as ``python -m registry.offline``:
 
     python -m registry.offline verify SNAPSHOT.json OPERATOR_ID --as AL [--at TIME] [--jwks JWKS.json]
     python -m registry.offline check-answer ANSWER.json --snapshot SNAPSHOT.json [--jwks JWKS.json]
+
+A web page or another program can check an answer against the registry's
+published keys instead: ``check_answer(answer, Anchors.published(...))``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from .domain.agreement import AgreementVersion
 from .domain.licence import LicenceVersion
 from .domain.party_keys import KeyValidity
 from .domain.recognition import Result, recognise
-from .domain.timefmt import format_time, now_utc, parse_moment, parse_time
+from .domain.timefmt import now_utc, parse_moment, parse_time
 
 
 class OfflineError(Exception):
@@ -121,6 +124,54 @@ def _check_leaf(leaf_text: str, statement: str, expected: dict[str, Any], what: 
     return leaf
 
 
+def party_keys_from(parties: Sequence[dict[str, Any]], tree_size: int | None = None) -> PartyKeys:
+    """Party keys as the registry publishes them (``/api/v1/parties`` or a snapshot).
+
+    A revocation counts only if it was logged below ``tree_size``, as in the service.
+    """
+    party_keys = PartyKeys()
+    for party in parties:
+        for key in party["keys"]:
+            public = keys.public_from_jwk(key["jwk"])
+            if public.kid != key["kid"]:
+                raise OfflineError(f"party {party['code']}: key {key['kid']} is not its JWK's thumbprint")
+            revoked_at = key.get("revoked_at")
+            if revoked_at and tree_size is not None and (key.get("revoked_log_index") or 0) >= tree_size:
+                revoked_at = None
+            party_keys.validity[public.kid] = KeyValidity(
+                public.kid, party["code"], parse_time(key["valid_from"]), key["log_index"],
+                key.get("retired_log_index"), parse_time(revoked_at) if revoked_at else None)
+            party_keys.public[public.kid] = public
+    return party_keys
+
+
+@dataclass
+class Anchors:
+    """What a stored answer is checked against: the registry's keys, the parties' keys, the log key."""
+
+    registry: RegistryKeys
+    party_keys: PartyKeys
+    log_verifier: note.Verifier | None
+    known_statements: dict[str, LicenceVersion] = field(default_factory=dict)
+
+    @classmethod
+    def published(cls, registry_jwks: dict[str, Any], log_verifier_key: str,
+                  parties: Sequence[dict[str, Any]]) -> Anchors:
+        """From what the registry publishes: /.well-known/jwks.json, /api/v1/log, /api/v1/parties."""
+        registry = RegistryKeys.from_jwks(registry_jwks)
+        try:
+            verifier = note.Verifier.from_vkey(log_verifier_key)
+        except note.NoteError as exc:
+            raise OfflineError(f"log verifier key: {exc}") from exc
+        _check_log_key(verifier, registry)
+        return cls(registry, party_keys_from(parties), verifier)
+
+
+def _check_log_key(verifier: note.Verifier, registry: RegistryKeys) -> None:
+    if registry.log and keys.from_public(verifier.key).kid not in registry.log:
+        raise OfflineError("the log verifier key is not the registry's log key")
+
+
 @dataclass
 class Snapshot:
     generated_at: datetime
@@ -133,6 +184,11 @@ class Snapshot:
     revoked_keys: dict[str, datetime]
     log_verifier: note.Verifier
     undisclosed: tuple[str, frozenset[str]]
+
+    @property
+    def anchors(self) -> Anchors:
+        return Anchors(self.registry, self.party_keys, self.log_verifier,
+                       {v.statement: v for v in self.licence_versions if v.statement})
 
 
 def open_snapshot(document: dict[str, Any], trusted_jwks: dict[str, Any] | None = None) -> Snapshot:
@@ -164,8 +220,7 @@ def _log_verifier(payload: dict[str, Any], registry: RegistryKeys) -> note.Verif
         verifier = note.Verifier.from_vkey(payload["registry"]["log_verifier_key"])
     except note.NoteError as exc:
         raise OfflineError(f"snapshot: log verifier key: {exc}") from exc
-    if registry.log and keys.from_public(verifier.key).kid not in registry.log:
-        raise OfflineError("snapshot: its log key is not the registry's log key")
+    _check_log_key(verifier, registry)
     return verifier
 
 
@@ -176,20 +231,8 @@ def _read_snapshot(payload: dict[str, Any], registry: RegistryKeys) -> Snapshot:
     except note.NoteError as exc:
         raise OfflineError(f"snapshot checkpoint: {exc}") from exc
     size = checkpoint.tree_size
-    party_keys = PartyKeys()
-    revoked: dict[str, datetime] = {}
-    for party in payload["parties"]:
-        for key in party["keys"]:
-            public = keys.public_from_jwk(key["jwk"])
-            if public.kid != key["kid"]:
-                raise OfflineError(f"party {party['code']}: key {key['kid']} is not its JWK's thumbprint")
-            revoked_at = key.get("revoked_at") if (key.get("revoked_log_index") or 0) < size else None
-            party_keys.validity[public.kid] = KeyValidity(
-                public.kid, party["code"], parse_time(key["valid_from"]), key["log_index"],
-                key.get("retired_log_index"), parse_time(revoked_at) if revoked_at else None)
-            party_keys.public[public.kid] = public
-            if revoked_at:
-                revoked[public.kid] = parse_time(revoked_at)
+    party_keys = party_keys_from(payload["parties"], size)
+    revoked = {kid: v.revoked_at for kid, v in party_keys.validity.items() if v.revoked_at is not None}
     licence_versions = []
     for licence in payload["licences"]:
         for item in licence["versions"]:
@@ -270,40 +313,36 @@ class AnswerReport:
                 "licences_proven_in_log": self.proven, "results": self.results}
 
 
-def check_answer(document: dict[str, Any], snapshot: Snapshot | None = None,
-                 trusted_jwks: dict[str, Any] | None = None, now: datetime | None = None) -> AnswerReport:
+def check_answer(document: dict[str, Any], anchors: Anchors | Snapshot, now: datetime | None = None) -> AnswerReport:
     """Check a stored answer: the registry's signature, each issuer's, each inclusion proof.
 
-    The issuers' keys come from a snapshot; the registry's from ``trusted_jwks``
-    or, failing that, the snapshot's. Licences without a statement (batch
-    answers by default) are checked by their proof alone.
+    ``anchors`` are the keys to trust: a snapshot's, or the registry's
+    published ones. A licence without a statement (batch answers leave them
+    out by default) is reported but proves nothing by itself.
     """
+    if isinstance(anchors, Snapshot):
+        anchors = anchors.anchors
     if not isinstance(document, dict) or not isinstance(document.get("jws"), str):
         raise OfflineError("not a verification answer: no jws member")
-    if trusted_jwks is None and snapshot is None:
-        raise OfflineError("give the registry's keys (--jwks) or a snapshot to check an answer against")
-    registry = RegistryKeys.from_jwks(trusted_jwks) if trusted_jwks else snapshot.registry
-    verification = registry.verify_answer_key_jws(document["jws"], jws.TYP_VERIFICATION, "answer")
+    verification = anchors.registry.verify_answer_key_jws(document["jws"], jws.TYP_VERIFICATION, "answer")
     if "verification" in document and document["verification"] != verification:
         raise OfflineError("answer: the verification object differs from the signed payload")
     try:
-        return _check_verification(verification, snapshot, registry, now or now_utc())
+        return _check_verification(verification, anchors, now or now_utc())
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, OfflineError):
             raise
         raise OfflineError(f"answer is malformed: {exc!r}") from exc
 
 
-def _checkpoint_of(verification: dict[str, Any], snapshot: Snapshot | None,
-                   registry: RegistryKeys) -> note.Checkpoint | None:
+def _checkpoint_of(verification: dict[str, Any], anchors: Anchors) -> note.Checkpoint | None:
     stated = verification["checkpoint"]
     if "note" not in stated:
         return None
-    verifier = snapshot.log_verifier if snapshot else None
-    if verifier is None:
-        raise OfflineError("answer: a snapshot is needed for the log key that signs its checkpoint")
+    if anchors.log_verifier is None:
+        raise OfflineError("answer: the log key that signs its checkpoint is not known")
     try:
-        checkpoint = note.open_checkpoint(stated["note"], verifier)
+        checkpoint = note.open_checkpoint(stated["note"], anchors.log_verifier)
     except note.NoteError as exc:
         raise OfflineError(f"answer checkpoint: {exc}") from exc
     if checkpoint.tree_size != stated["tree_size"] or base64.b64encode(checkpoint.root_hash).decode() != stated[
@@ -312,9 +351,8 @@ def _checkpoint_of(verification: dict[str, Any], snapshot: Snapshot | None,
     return checkpoint
 
 
-def _check_verification(verification: dict[str, Any], snapshot: Snapshot | None, registry: RegistryKeys,
-                        now: datetime) -> AnswerReport:
-    checkpoint = _checkpoint_of(verification, snapshot, registry)
+def _check_verification(verification: dict[str, Any], anchors: Anchors, now: datetime) -> AnswerReport:
+    checkpoint = _checkpoint_of(verification, anchors)
     proven = 0
     summaries = []
     for position, result in enumerate(verification["results"]):
@@ -322,8 +360,7 @@ def _check_verification(verification: dict[str, Any], snapshot: Snapshot | None,
             what = f"result {position} ({result['operator_id']}), licence {licence['certificate']}"
             proof = licence.get("inclusion_proof")
             statement = licence.get("statement")
-            if statement is not None and snapshot is None:
-                raise OfflineError(f"{what}: a snapshot is needed for the issuers' keys")
+            logged_at = None
             if proof is not None and checkpoint is not None:
                 if statement is None:
                     raise OfflineError(f"{what}: an inclusion proof without its statement proves nothing here")
@@ -338,10 +375,8 @@ def _check_verification(verification: dict[str, Any], snapshot: Snapshot | None,
                     raise OfflineError(f"{what}: inclusion proof: {exc}") from exc
                 proven += 1
                 logged_at = parse_time(leaf["logged_at"])
-            else:
-                logged_at = None
             if statement is not None:
-                _check_licence_statement(snapshot, licence, statement, logged_at, what)
+                _check_licence_statement(anchors, licence, statement, logged_at, what)
         summaries.append({"operator_id": result["operator_id"], "recognised": result["recognised"],
                           "reason": result["reason"],
                           "agreement": (result.get("recognition") or {}).get("agreement")})
@@ -350,15 +385,15 @@ def _check_verification(verification: dict[str, Any], snapshot: Snapshot | None,
                         parse_time(next_update) >= now, verification["checkpoint"]["tree_size"], summaries, proven)
 
 
-def _check_licence_statement(snapshot: Snapshot, licence: dict[str, Any], statement: str,
+def _check_licence_statement(anchors: Anchors, licence: dict[str, Any], statement: str,
                              logged_at: datetime | None, what: str) -> None:
     if logged_at is None:
-        known = next((v for v in snapshot.licence_versions if v.statement == statement), None)
+        known = anchors.known_statements.get(statement)
         if known is None:
             raise OfflineError(f"{what}: statement is in neither the snapshot nor a proven leaf")
         logged_at = known.logged_at
-    envelope = snapshot.party_keys.verify_statement(statement, jws.TYP_LICENCE, licence["party"],
-                                                    licence["log_index"], logged_at, what)
+    envelope = anchors.party_keys.verify_statement(statement, jws.TYP_LICENCE, licence["party"],
+                                                   licence["log_index"], logged_at, what)
     payload = envelope.payload()
     claimed = {k: licence[k] for k in ("certificate", "party", "version", "type", "status", "valid_from")}
     signed = {k: payload.get(k) for k in claimed}
@@ -387,10 +422,9 @@ def verify_command(snapshot_path: str, operator_id: str, verifier: str, at: str 
     return answer(snapshot, operator_id, verifier, moment).as_json()
 
 
-def check_answer_command(answer_path: str, snapshot_path: str | None, jwks_path: str | None) -> dict[str, Any]:
-    jwks_doc = _read_json(jwks_path) if jwks_path else None
-    snapshot = open_snapshot(_read_json(snapshot_path), jwks_doc) if snapshot_path else None
-    return check_answer(_read_json(answer_path), snapshot, jwks_doc).as_json()
+def check_answer_command(answer_path: str, snapshot_path: str, jwks_path: str | None) -> dict[str, Any]:
+    snapshot = open_snapshot(_read_json(snapshot_path), _read_json(jwks_path) if jwks_path else None)
+    return check_answer(_read_json(answer_path), snapshot).as_json()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -404,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json")
     check = commands.add_parser("check-answer", help="check a stored verification answer")
     check.add_argument("answer")
-    check.add_argument("--snapshot", help="a snapshot, for the issuers' keys and the log key")
+    check.add_argument("--snapshot", required=True, help="a snapshot: the issuers' keys and the log key")
     check.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json")
     args = parser.parse_args(argv)
     try:
@@ -423,5 +457,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["AnswerReport", "OfflineError", "Snapshot", "answer", "check_answer", "format_time", "main",
+__all__ = ["Anchors", "AnswerReport", "OfflineError", "Snapshot", "answer", "check_answer", "main",
            "open_snapshot"]

@@ -374,3 +374,15 @@ def test_monitor_refuses_a_changed_log_key(registry, client, tmp_path):
     saved["verifier_key"] = saved["verifier_key"][:-4] + "AAA="
     state.write_text(json.dumps(saved))
     assert _monitor(client, state) == 1
+
+
+def test_answer_checks_against_the_published_keys_without_a_snapshot(evidence, client):
+    answer = json.loads(evidence[0].read_text())
+    anchors = offline.Anchors.published(client.get("/.well-known/jwks.json").get_json(),
+                                        client.get("/api/v1/log").get_json()["verifier_key"],
+                                        client.get("/api/v1/parties").get_json()["items"])
+    report = offline.check_answer(answer, anchors)
+    assert report.proven == 1 and report.results[0]["recognised"] is True
+    answer["verification"]["results"][0]["licences"][0]["inclusion_proof"]["leaf"] = "{}"
+    with pytest.raises(offline.OfflineError, match="differs from the signed payload"):
+        offline.check_answer(answer, anchors)
