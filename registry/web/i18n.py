@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask import Flask, Response, g, request
-from flask_babel import Babel, format_date, format_datetime, format_decimal, format_timedelta, get_locale
+from flask_babel import Babel, format_date, format_datetime, format_decimal, format_timedelta, get_locale, lazy_pgettext
 from flask_babel import lazy_gettext as _l
-from flask_babel import lazy_pgettext
 
 from ..config import PROJECT_ROOT
 
