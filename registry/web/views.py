@@ -94,14 +94,25 @@ def _field_problem(field: str, raw: str) -> str:
     return "malformed"
 
 
+def _field_errors(fields: dict[str, str]) -> dict[str, str]:
+    """Every field's problem at once, by the domain's own rules, before anything is counted or looked up."""
+    validators = {"operator_id": identifiers.operator_id, "certificate": identifiers.certificate}
+    errors = {}
+    for name, raw in fields.items():
+        try:
+            validators[name](raw)
+        except identifiers.IdentifierError:
+            errors[name] = _field_problem(name, raw)
+    return errors
+
+
 def _lookup(operator_id: str, certificate: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The self-check through the same rate limit and service as GET /api/v1/public/check.
 
     Returns the page context (``result`` on success, else ``problem`` or
     ``errors`` per field), the HTTP status and headers to answer with.
     """
-    errors = {name: "missing" for name, raw in (("operator_id", operator_id), ("certificate", certificate))
-              if not raw.strip()}
+    errors = _field_errors({"operator_id": operator_id, "certificate": certificate})
     if errors:
         return {"errors": errors}, 400, NO_STORE
     wait = current_app.extensions["registry.public_checks"].hit(client_address())
