@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from flask import Flask, Response, g, request
 from flask_babel import Babel, format_date, format_datetime, format_decimal, format_timedelta, get_locale, lazy_pgettext
 from flask_babel import lazy_gettext as _l
 
-from ..config import PROJECT_ROOT
+from ..domain.timefmt import parse_time
 
 COOKIE = "lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
-TRANSLATIONS = PROJECT_ROOT / "registry" / "web" / "translations"
+TRANSLATIONS = Path(__file__).parent / "translations"
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,6 @@ def moment(value: datetime | str | None) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        from ..domain.timefmt import parse_time
-
         value = parse_time(value)
     return f"{format_datetime(value, 'medium')} UTC"
 

@@ -95,7 +95,11 @@ def _field_problem(field: str, raw: str) -> str:
 
 
 def _field_errors(fields: dict[str, str]) -> dict[str, str]:
-    """Every field's problem at once, by the domain's own rules, before anything is counted or looked up."""
+    """Every field's problem at once, by the domain's own rules.
+
+    Malformed input is refused before the rate limiter counts it: it looks
+    nothing up, so it reveals nothing.
+    """
     validators = {"operator_id": identifiers.operator_id, "certificate": identifiers.certificate}
     errors = {}
     for name, raw in fields.items():
