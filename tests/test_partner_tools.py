@@ -110,7 +110,7 @@ def test_offline_answers_equal_the_service_for_every_operator_party_and_time(dem
         _, document = _snapshot(client, tokens["customs"], tmp_path, f"{verifier}.json")
         snap = offline.open_snapshot(document, client.get("/.well-known/jwks.json").get_json())
         for at in times:
-            ids = _demo_operator_ids() + [operator_id("RS", 4242)]
+            ids = [*_demo_operator_ids(), operator_id("RS", 4242)]
             body = {"operator_ids": ids, "include_statements": True}
             if at is not None:
                 body["at"] = format_time(at)
@@ -303,7 +303,8 @@ def _rewrite_history(app, keep: int) -> None:
     """As if the operator restored a backup taken at size ``keep`` (licences made after it only)."""
     engine = app.extensions["registry.db"].engine
     statements = [
-        "DELETE FROM licence_identifier WHERE certificate IN (SELECT certificate FROM licence WHERE log_index >= :keep)",
+        "DELETE FROM licence_identifier"
+        " WHERE certificate IN (SELECT certificate FROM licence WHERE log_index >= :keep)",
         "DELETE FROM licence_version WHERE log_index >= :keep",
         "DELETE FROM licence WHERE log_index >= :keep",
         "DELETE FROM checkpoint WHERE tree_size > :keep",
