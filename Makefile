@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve demo test test-sqlite test-postgresql lint bench bench-install clean
+.PHONY: install run serve demo test test-sqlite test-postgresql test-browser browser-deps translations lint bench bench-install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,15 +30,44 @@ run: demo serve
 serve: install
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
-test: install node_modules/.package-lock.json
+# The browser tests drive Debian's Chromium through Playwright; nothing
+# downloads a browser. They run in the SQLite pass only: the pages call the
+# same services on both databases, and tests/test_web.py covers them there.
+test: install node_modules/.package-lock.json browser-deps
 	$(BIN)/pytest -q --db=sqlite
-	$(BIN)/pytest -q --db=postgresql
+	$(BIN)/pytest -q --db=postgresql -m "not browser"
+
+test-browser: install browser-deps
+	$(BIN)/pytest -q --db=sqlite -m browser
+
+# Debian's Chromium (and a font with Cyrillic) for the browser tests, installed
+# only when missing. CI runs as root; elsewhere sudo is used.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -d /usr/share/fonts/truetype/dejavu ]; then \
+		echo "installing Debian's chromium and fonts-dejavu-core for the browser tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; \
+	fi
 
 test-sqlite: install
 	$(BIN)/pytest -q --db=sqlite
 
 test-postgresql: install
 	$(BIN)/pytest -q --db=postgresql
+
+# After changing a string on a page: extract, merge into each language's .po,
+# translate what is new (the tests fail on an empty or fuzzy entry), compile.
+BABEL_KEYWORDS := -k _l -k lazy_pgettext:1c,2
+translations: install
+	$(BIN)/pybabel -q extract -F registry/web/babel.cfg $(BABEL_KEYWORDS) --no-location --sort-output \
+		--project "AEO registry" --copyright-holder "AEO registry contributors" \
+		-o registry/web/translations/messages.pot .
+	$(BIN)/pybabel -q update -i registry/web/translations/messages.pot -d registry/web/translations \
+		--width 100 --ignore-obsolete
+	$(BIN)/pybabel -q compile -d registry/web/translations
 
 lint: install
 	$(BIN)/ruff check registry tests bench

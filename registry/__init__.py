@@ -1,55 +1,17 @@
-"""AEO mutual recognition registry."""
+"""AEO mutual recognition registry.
+
+Importing the package loads nothing heavy: ``registry.offline`` (with
+``registry.crypto`` and ``registry.domain``) runs at a border post without
+Flask or a database. The web application comes from ``create_app``.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, cli, db
-from .config import PROJECT_ROOT, ConfigError, Settings
-from .keyring import KeyFileError, Keyring
-from .ratelimit import RateLimiter
+def create_app(*args: Any, **kwargs: Any):
+    """The Flask application; see ``registry.app.create_app``."""
+    from .app import create_app as factory
 
-__all__ = ["ConfigError", "create_app"]
-
-
-def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
-    """Defaults, then ``REGISTRY_*`` environment variables, then ``config`` (tests)."""
-    settings = Settings.load(environ, config)
-    app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
-    app.config.update(
-        SECRET_KEY=settings.secret_key,
-        DEBUG=settings.debug,
-        TESTING=settings.testing,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        API_TITLE="AEO mutual recognition registry",
-        API_VERSION="1.0.0",
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
-        REGISTRY=settings,
-    )
-    logging.getLogger("registry").setLevel(settings.log_level.upper())
-    if settings.proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
-
-    keyring = Keyring(settings.keys_dir, settings.log_origin)
-    if settings.production:
-        try:
-            keyring.check()
-        except KeyFileError as exc:
-            raise ConfigError(f"the registry's keys are not usable: {exc}") from exc
-    app.extensions["registry.keyring"] = keyring
-    app.extensions["registry.auth_failures"] = RateLimiter(*settings.auth_failure_rate)
-    app.extensions["registry.public_checks"] = RateLimiter(*settings.public_check_rate)
-
-    db.init_app(app, db.Database(settings.database_url))
-    api.init_app(app)
-    cli.init_app(app)
-    return app
+    return factory(*args, **kwargs)

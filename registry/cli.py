@@ -239,6 +239,44 @@ def demo_command(tokens_file):
     click.echo(result)
 
 
+@registry.command("verify-offline")
+@click.argument("snapshot", type=click.Path(exists=True, dir_okay=False))
+@click.argument("operator_id")
+@click.option("--as", "verifier", required=True, help="the verifying party's code")
+@click.option("--at", help="RFC 3339 time or YYYY-MM-DD; default now")
+@click.option("--jwks", type=click.Path(exists=True, dir_okay=False), help="the registry's pinned JWK set")
+def verify_offline(snapshot, operator_id, verifier, at, jwks):
+    """Answer a verification from a snapshot file alone; exits non-zero only if the snapshot fails."""
+    from . import offline
+
+    args = ["verify", snapshot, operator_id, "--as", verifier, *(["--at", at] if at else []),
+            *(["--jwks", jwks] if jwks else [])]
+    sys.exit(offline.main(args))
+
+
+@registry.command("check-answer")
+@click.argument("answer", type=click.Path(exists=True, dir_okay=False))
+@click.option("--snapshot", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="for the issuers' keys and the log key")
+@click.option("--jwks", type=click.Path(exists=True, dir_okay=False), help="the registry's pinned JWK set")
+def check_answer(answer, snapshot, jwks):
+    """Check a stored verification answer: signatures and inclusion proofs."""
+    from . import offline
+
+    sys.exit(offline.main(["check-answer", answer, "--snapshot", snapshot, *(["--jwks", jwks] if jwks else [])]))
+
+
+@registry.command("monitor")
+@click.argument("url")
+@click.option("--state", required=True, type=click.Path(dir_okay=False), help="keeps the last checkpoint seen")
+@click.option("--log-key", help="the log's verifier key, pinned (default: trust on first use)")
+def monitor_command(url, state, log_key):
+    """Check a running registry's new checkpoint against the last one seen; non-zero on any inconsistency."""
+    from . import monitor
+
+    sys.exit(monitor.run_and_report(monitor.http_fetcher(url), Path(state), log_key, click.echo))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(registry)
 

@@ -161,6 +161,8 @@ class Licence(Base):
     status: Mapped[str] = mapped_column(String(10))
     type: Mapped[str] = mapped_column(String(4))
     operator_id: Mapped[str] = mapped_column(String(17))
+    # The operator's current wish decides what partners may see, also of older versions.
+    consent_partners: Mapped[bool] = mapped_column(Boolean, server_default="0")
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime)

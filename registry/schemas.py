@@ -260,6 +260,10 @@ class PartyKeySchema(Schema):
     revoked_at = Timestamp(allow_none=True, required=True)
     hosted = fields.Boolean(required=True, metadata={"description": "the registry holds the private key"})
     log_index = fields.Integer(required=True, metadata={"description": "log entry that enrolled it"})
+    retired_log_index = fields.Integer(required=True, allow_none=True,
+                                       metadata={"description": "log entry that retired it"})
+    revoked_log_index = fields.Integer(required=True, allow_none=True,
+                                       metadata={"description": "log entry that revoked it"})
 
 
 class PartySchema(Schema):
@@ -559,3 +563,34 @@ class AgreementDetailSchema(AgreementVersionSchema):
 
 class AgreementListSchema(Schema):
     items = fields.List(fields.Nested(AgreementDetailSchema), required=True)
+
+
+# --- feed and snapshots ---------------------------------------------------------------
+
+
+class FeedQuerySchema(Schema):
+    after = fields.Integer(load_default=-1, validate=validate.Range(min=-1),
+                           metadata={"description": "the last index already seen; -1 for the start"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class FeedItemSchema(LogEntrySchema):
+    kind = fields.String(required=True, validate=validate.OneOf(("licence", "party_key", "agreement")))
+    statement = fields.String(metadata={"description": "present where the caller may see it"})
+
+
+class FeedSchema(Schema):
+    items = fields.List(fields.Nested(FeedItemSchema), required=True)
+    next_after = fields.Integer(required=True, allow_none=True,
+                                metadata={"description": "poll again with after=this; null when caught up"})
+    tree_size = fields.Integer(required=True)
+
+
+class SnapshotQuerySchema(Schema):
+    party = PartyCode(metadata={"description": "only this party's licences"})
+
+
+class SnapshotSchema(Schema):
+    jws = fields.String(required=True, metadata={
+        "description": "JWS, typ aeo-snapshot+jws: generated_at, checkpoint, parties with keys, agreements "
+                       "and every visible licence statement with its leaf, oldest first"})

@@ -1,10 +1,12 @@
 """The schema comes from Alembic alone, and the models never drift from it."""
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from registry import migrate
 from registry.db import make_engine
 from registry.models import Base
+
+from .helpers import licence_fields
 
 
 def test_upgrade_head_on_an_empty_database_then_check(database_url):
@@ -34,17 +36,27 @@ def test_upgrade_head_from_nothing(tmp_path):
 
 
 def test_downgrade_to_base_and_back(tmp_path):
-    from alembic import command
-
     engine = make_engine(f"sqlite:///{tmp_path / 'down.sqlite3'}")
     try:
         migrate.upgrade(engine)
-        with engine.begin() as connection:
-            config = migrate.alembic_config(engine)
-            config.attributes["connection"] = connection
-            command.downgrade(config, "base")
+        migrate.downgrade(engine, "base")
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         migrate.upgrade(engine)
         migrate.check(engine)
+    finally:
+        engine.dispose()
+
+
+def test_0002_fills_partner_consent_from_the_statements(registry, database_url):
+    registry.add_party("MK")
+    registry.put("MKAEOF1", licence_fields(consent={"partners": True, "public": False}))
+    registry.put("MKAEOF2", licence_fields(serial=2, consent={"partners": False, "public": True}))
+    engine = make_engine(database_url)
+    try:
+        migrate.downgrade(engine, "0001")
+        migrate.upgrade(engine, "0002")
+        with engine.connect() as connection:
+            rows = dict(connection.execute(text("SELECT certificate, consent_partners FROM licence")).all())
+        assert rows == {"MKAEOF1": True, "MKAEOF2": False}
     finally:
         engine.dispose()

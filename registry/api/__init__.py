@@ -80,12 +80,12 @@ def json_body() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> RegistryApi:
-    from . import agreements, licences, log, parties, service, verify
+    from . import agreements, feed, licences, log, parties, service, verify
 
     api = RegistryApi(app)
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     licences.register_schemas(api)
-    for module in (service, parties, licences, verify, agreements, log):
+    for module in (service, parties, licences, verify, agreements, feed, log):
         api.register_blueprint(module.blp)
     app.register_blueprint(service.assets)
     # Registered after flask-smorest's own handler, so these win.

@@ -38,6 +38,10 @@ def from_private(private: Ed25519PrivateKey) -> OKPKey:
     return _with_kid(OKPKey.import_key(private))
 
 
+def from_public(public: Ed25519PublicKey) -> OKPKey:
+    return _with_kid(OKPKey.import_key(public))
+
+
 def public_jwk(key: OKPKey) -> dict[str, Any]:
     """The public JWK members that define the key (kty, crv, x) plus its kid."""
     members = key.as_dict(private=False)
@@ -76,7 +80,7 @@ def public_from_text(text: str) -> OKPKey:
         raise KeyFileError("neither a JWK nor a PEM public key") from exc
     if not isinstance(public, Ed25519PublicKey):
         raise KeyFileError("only Ed25519 keys are accepted")
-    return _with_kid(OKPKey.import_key(public))
+    return from_public(public)
 
 
 def public_only(key: OKPKey) -> OKPKey:

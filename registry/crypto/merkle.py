@@ -140,6 +140,10 @@ class Frontier:
         self.size += 1
         return completed
 
+    def edge(self) -> list[bytes]:
+        """The hashes of ``range_nodes(0, size)``: enough to resume appending later."""
+        return [digest for _, digest in self._stack]
+
     def root(self) -> bytes:
         if not self._stack:
             return EMPTY_ROOT

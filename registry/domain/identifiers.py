@@ -56,22 +56,7 @@ def check_national_part(prefix: str, national: str) -> None:
         raise IdentifierError(f"{national} is not a {prefix} {name} in its compact form ({valid})")
 
 
-def operator_id(raw: str) -> str:
-    """The normalised operator id, or IdentifierError."""
-    if not isinstance(raw, str):
-        raise IdentifierError("must be a string")
-    if len(raw) > MAX_RAW_LENGTH:
-        raise IdentifierError(f"longer than {MAX_RAW_LENGTH} characters")
-    value = normalise(raw)
-    if not OPERATOR_ID.match(value):
-        raise IdentifierError(
-            "must be two letters of a party code and 1 to 15 letters or digits, e.g. MK4030000375897"
-        )
-    check_national_part(value[:2], value[2:])
-    return value
-
-
-def certificate(raw: str) -> str:
+def _normalised(raw: str, pattern: re.Pattern, form: str) -> str:
     if raw is None:
         raise IdentifierError("Missing data for required field.")
     if not isinstance(raw, str):
@@ -79,9 +64,22 @@ def certificate(raw: str) -> str:
     if len(raw) > MAX_RAW_LENGTH:
         raise IdentifierError(f"longer than {MAX_RAW_LENGTH} characters")
     value = normalise(raw)
-    if not CERTIFICATE.match(value):
-        raise IdentifierError("must be the issuing party's code and 1 to 33 letters or digits")
+    if not pattern.match(value):
+        raise IdentifierError(f"must be {form}")
     return value
+
+
+def operator_id(raw: str) -> str:
+    """The normalised operator id, or IdentifierError."""
+    value = _normalised(raw, OPERATOR_ID,
+                        "two letters of a party code and 1 to 15 letters or digits, e.g. MK4030000375897")
+    check_national_part(value[:2], value[2:])
+    return value
+
+
+def certificate(raw: str) -> str:
+    """The normalised certificate number, or IdentifierError."""
+    return _normalised(raw, CERTIFICATE, "the issuing party's code and 1 to 33 letters or digits")
 
 
 def party_code(raw: str) -> str:

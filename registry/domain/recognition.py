@@ -6,7 +6,8 @@ verifier alike, so that both give the same answer from the same statements.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -182,6 +183,11 @@ def agreements_at(agreement_versions: Iterable[AgreementVersion], at: datetime) 
     return [a for a in (version_at(vs, at) for vs in by_agreement.values()) if a is not None]
 
 
+def undisclosed_digest(salt: str, identifier: str) -> str:
+    """How a snapshot names an id whose licences it may not show."""
+    return hashlib.sha256(f"{salt}:{identifier}".encode()).hexdigest()
+
+
 def recognise(
     operator_id: str,
     verifier: str,
@@ -189,6 +195,7 @@ def recognise(
     licence_versions: Iterable[LicenceVersion],
     agreement_versions: Iterable[AgreementVersion],
     revoked_keys: Mapping[str, datetime] | None = None,
+    undisclosed: tuple[str, Collection[str]] | None = None,
     *,
     in_effect: Sequence[AgreementVersion] | None = None,
 ) -> Result:
@@ -198,12 +205,15 @@ def recognise(
     named ``operator_id`` as id or alias are ignored. ``agreement_versions``
     holds every logged version of every agreement; a caller answering many
     ids at one ``at`` may pass ``in_effect=agreements_at(agreement_versions, at)``
-    once instead.
+    once instead. ``undisclosed`` is a snapshot's (salt, digests) of ids whose
+    licences the verifier may not see.
     """
     revoked_keys = revoked_keys or {}
     valid = [v for v in licence_versions if signed_in_validity(v, revoked_keys)]
     mine = [h for h in histories(valid) if any(operator_id in v.identifiers for v in h)]
     if not mine:
+        if undisclosed and undisclosed_digest(undisclosed[0], operator_id) in undisclosed[1]:
+            return Result(operator_id, "no_consent")
         return Result(operator_id, "unknown_operator")
     agreements = in_effect if in_effect is not None else agreements_at(agreement_versions, at)
     assessments = sorted((_assess(h, verifier, at, agreements) for h in mine), key=lambda a: a.rank)

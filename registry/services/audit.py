@@ -129,7 +129,22 @@ class _Replay:
         self.keys: dict[str, _KeyState] = {}
         self.licences: dict[str, tuple[int, str]] = {}  # certificate -> (version, status)
         self.agreements: dict[str, int] = {}
+        self.revoked_by: dict[str, int] = {}  # kid -> the entry that revoked it
         self._time: tuple[datetime | None, str] = (None, "")
+
+    def replay_keys(self, session: Session, report: Report) -> None:
+        """First pass: every key change, in log order, each checked against the keys before it.
+
+        Licence statements are checked afterwards against the final key
+        states, because a revocation logged later may date the compromise back
+        before statements that were accepted at the time.
+        """
+        for entry in _entries(session, "party_key"):
+            where = f"entry {entry.idx} (party_key {entry.subject})"
+            try:
+                self._apply_key_change(entry)
+            except (jws.JWSError, keys.KeyFileError, KeyError, TypeError, ValueError) as exc:
+                report.fault(f"{where}: {exc}")
 
     def _format_time(self, moment: datetime) -> str:
         # A chunk's entries share one logged_at: format it once.
@@ -179,8 +194,7 @@ class _Replay:
             raise ValueError(f"statement signed when {refusal}")
         return state.public
 
-    def _party_key(self, entry: Row, report: Report, where: str) -> None:
-        # Checked here, not in the pool: what this statement says changes which keys count from now on.
+    def _apply_key_change(self, entry: Row) -> None:
         payload = jws.verify(entry.statement, self._party_key_signer(entry), jws.TYP_PARTY_KEY)
         public = keys.public_from_jwk(payload["jwk"])
         if payload["party"] != entry.party_code:
@@ -200,6 +214,16 @@ class _Replay:
             revoked_at = parse_time(payload["revoked_at"]) if payload.get("revoked_at") else entry.logged_at
             state.validity = KeyValidity(old.kid, old.party, old.valid_from, old.added_index, old.retired_index,
                                          revoked_at)
+            self.revoked_by[public.kid] = entry.idx
+
+    def _party_key(self, entry: Row, report: Report, where: str) -> None:
+        """Signed by a key whose compromise, revealed later, predates this change?"""
+        state = self.keys.get(entry.kid)
+        if state is None or entry.idx == self.revoked_by.get(entry.kid):
+            return
+        revoked_at = state.validity.revoked_at
+        if revoked_at is not None and entry.logged_at > revoked_at:
+            report.fault(f"{where}: statement signed when key {entry.kid} was revoked at {format_time(revoked_at)}")
 
     def _licence(self, entry: Row, report: Report, where: str) -> None:
         state = self.keys.get(entry.kid)
@@ -246,13 +270,15 @@ _ENTRY_COLUMNS = (LogEntry.idx, LogEntry.kind, LogEntry.party_code, LogEntry.sub
                   LogEntry.kid, LogEntry.statement, LogEntry.leaf, LogEntry.logged_at)
 
 
-def _entries(session: Session) -> Iterator[Row]:
-    """Every entry in log order, as plain rows (no ORM objects), a batch at a time."""
+def _entries(session: Session, kind: str | None = None) -> Iterator[Row]:
+    """Every entry (of ``kind``) in log order, as plain rows (no ORM objects), a batch at a time."""
     connection = session.connection()
     after = -1
     while True:
-        batch = connection.execute(
-            select(*_ENTRY_COLUMNS).where(LogEntry.idx > after).order_by(LogEntry.idx).limit(_BATCH)).all()
+        query = select(*_ENTRY_COLUMNS).where(LogEntry.idx > after).order_by(LogEntry.idx).limit(_BATCH)
+        if kind is not None:
+            query = query.where(LogEntry.kind == kind)
+        batch = connection.execute(query).all()
         if not batch:
             return
         yield from batch
@@ -300,6 +326,7 @@ def _replay_log(session: Session, keyring: Keyring, replay: _Replay, report: Rep
             report.fault(f"checkpoint at size {size}: root does not match the logged leaves")
 
     check_checkpoint(0)
+    replay.replay_keys(session, report)
     for entry in _entries(session):
         if entry.idx != expected_index:
             report.fault(f"log has a gap: entry {entry.idx} follows {expected_index - 1}")

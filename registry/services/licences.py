@@ -345,6 +345,7 @@ def _index(session: Session, states: dict[str, _State], pending: Sequence[_Pendi
             "status": loaded["status"],
             "type": loaded["type"],
             "operator_id": operator["id"],
+            "consent_partners": loaded["consent"]["partners"],
             "valid_from": loaded["valid_from"],
             "valid_until": loaded["valid_until"],
             "effective_at": loaded["effective_at"] or now,

@@ -183,6 +183,8 @@ def key_json(row: PartyKey) -> dict[str, Any]:
         "revoked_at": format_time(row.revoked_at) if row.revoked_at else None,
         "hosted": row.hosted,
         "log_index": row.added_log_index,
+        "retired_log_index": row.retired_log_index,
+        "revoked_log_index": row.revoked_log_index,
     }
 
 

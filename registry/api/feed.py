@@ -1,0 +1,28 @@
+"""The change feed and offline snapshots, for partners (roles customs and authority)."""
+
+from .. import clock, db
+from ..auth import current_caller, require
+from ..schemas import FeedQuerySchema, FeedSchema, SnapshotQuerySchema, SnapshotSchema
+from ..services import feed
+from . import API_PREFIX, Blueprint, keyring
+
+blp = Blueprint("feed", __name__, url_prefix=API_PREFIX,
+                description="Changes as they happen, and signed snapshots for offline use")
+
+
+@blp.route("/feed")
+@require("customs", "authority")
+@blp.arguments(FeedQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, FeedSchema)
+def change_feed(after, limit):
+    """Log entries after index ``after``, with statements where the caller may see them."""
+    return feed.feed(db.session(), current_caller().party, after, limit)
+
+
+@blp.route("/snapshot")
+@require("customs", "authority")
+@blp.arguments(SnapshotQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, SnapshotSchema)
+def snapshot(party=None):
+    """A signed snapshot for verifying without a connection (see `registry verify-offline`)."""
+    return feed.snapshot(db.session(), keyring(), current_caller().party, party, clock.now())

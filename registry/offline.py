@@ -1,0 +1,461 @@
+"""Verification without a connection: snapshots and stored answers.
+
+Depends only on ``registry.crypto`` and ``registry.domain``: no Flask, no
+SQLAlchemy, no database. A border post keeps the registry's public keys
+(``/.well-known/jwks.json``, pinned once) and a recent snapshot; from those
+it answers verifications with the same rules and ``reason`` codes as the
+service, and checks stored answers that carry inclusion proofs.
+
+Run it without the server's settings as ``python -m registry.offline``:
+
+    python -m registry.offline verify SNAPSHOT.json OPERATOR_ID --as AL [--at TIME] [--jwks JWKS.json]
+    python -m registry.offline check-answer ANSWER.json --snapshot SNAPSHOT.json [--jwks JWKS.json]
+
+A web page or another program can check an answer against the registry's
+published keys instead: ``check_answer(answer, Anchors.published(...))``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from joserfc.jwk import OKPKey
+
+from .crypto import jws, keys, merkle, note
+from .domain import identifiers
+from .domain.agreement import AgreementVersion
+from .domain.licence import LicenceVersion
+from .domain.party_keys import KeyValidity
+from .domain.recognition import Result, recognise
+from .domain.timefmt import now_utc, parse_moment, parse_time
+
+
+class OfflineError(Exception):
+    """Something failed verification; the message says what and where."""
+
+
+def _b64(value: str, where: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise OfflineError(f"{where}: not base64") from exc
+
+
+@dataclass(frozen=True)
+class RegistryKeys:
+    """The registry's answer key and log key, from a JWK set."""
+
+    answer: dict[str, OKPKey]
+    log: dict[str, OKPKey]
+
+    @classmethod
+    def from_jwks(cls, jwks: dict[str, Any]) -> RegistryKeys:
+        answer, log = {}, {}
+        for jwk in (jwks or {}).get("keys", []):
+            try:
+                key = keys.public_from_jwk(jwk)
+            except keys.KeyFileError as exc:
+                raise OfflineError(f"registry JWK {jwk.get('kid')}: {exc}") from exc
+            (log if jwk.get("aeo_use") == "log" else answer)[key.kid] = key
+        if not answer:
+            raise OfflineError("no registry answer key in the JWK set")
+        return cls(answer, log)
+
+    def verify_answer_key_jws(self, text: str, typ: str, what: str) -> dict[str, Any]:
+        try:
+            envelope = jws.open_envelope(text, typ)
+            key = self.answer.get(envelope.kid)
+            if key is None:
+                raise OfflineError(f"{what} is signed by {envelope.kid}, not by a registry answer key")
+            jws.verify_envelope(envelope, key)
+            return envelope.payload()
+        except jws.JWSError as exc:
+            raise OfflineError(f"{what}: {exc}") from exc
+
+
+@dataclass
+class PartyKeys:
+    """Every party's keys: who may sign, and when."""
+
+    validity: dict[str, KeyValidity] = field(default_factory=dict)
+    public: dict[str, OKPKey] = field(default_factory=dict)
+
+    def verify_statement(self, text: str, typ: str, party: str, log_index: int, logged_at: datetime,
+                         what: str) -> jws.Envelope:
+        try:
+            envelope = jws.open_envelope(text, typ)
+        except jws.JWSError as exc:
+            raise OfflineError(f"{what}: {exc}") from exc
+        validity = self.validity.get(envelope.kid)
+        if validity is None or validity.party != party:
+            whose = f"a key of {validity.party}" if validity else "an unknown key"
+            raise OfflineError(f"{what}: signed by {whose} ({envelope.kid}), not by {party}")
+        refusal = validity.refusal(log_index, logged_at)
+        if refusal:
+            raise OfflineError(f"{what}: {refusal} when it was logged")
+        try:
+            jws.verify_envelope(envelope, self.public[envelope.kid])
+        except jws.JWSError as exc:
+            raise OfflineError(f"{what}: issuer signature: {exc}") from exc
+        return envelope
+
+
+def _check_leaf(leaf_text: str, statement: str, expected: dict[str, Any], what: str) -> dict[str, Any]:
+    """The leaf names this statement: its digest and the identifiers it claims."""
+    try:
+        leaf = json.loads(leaf_text)
+    except (TypeError, ValueError) as exc:
+        raise OfflineError(f"{what}: leaf is not JSON") from exc
+    if leaf.get("statement_sha256") != hashlib.sha256(statement.encode()).hexdigest():
+        raise OfflineError(f"{what}: the leaf's statement_sha256 is not the statement's digest")
+    wrong = sorted(k for k, v in expected.items() if leaf.get(k) != v)
+    if wrong:
+        raise OfflineError(f"{what}: the leaf's {', '.join(wrong)} differ from the statement")
+    return leaf
+
+
+def party_keys_from(parties: Sequence[dict[str, Any]], tree_size: int | None = None) -> PartyKeys:
+    """Party keys as the registry publishes them (``/api/v1/parties`` or a snapshot).
+
+    A revocation counts only if it was logged below ``tree_size``, as in the service.
+    """
+    party_keys = PartyKeys()
+    for party in parties:
+        for key in party["keys"]:
+            public = keys.public_from_jwk(key["jwk"])
+            if public.kid != key["kid"]:
+                raise OfflineError(f"party {party['code']}: key {key['kid']} is not its JWK's thumbprint")
+            revoked_at = key.get("revoked_at")
+            if revoked_at and tree_size is not None and (key.get("revoked_log_index") or 0) >= tree_size:
+                revoked_at = None
+            party_keys.validity[public.kid] = KeyValidity(
+                public.kid, party["code"], parse_time(key["valid_from"]), key["log_index"],
+                key.get("retired_log_index"), parse_time(revoked_at) if revoked_at else None)
+            party_keys.public[public.kid] = public
+    return party_keys
+
+
+@dataclass
+class Anchors:
+    """What a stored answer is checked against: the registry's keys, the parties' keys, the log key."""
+
+    registry: RegistryKeys
+    party_keys: PartyKeys
+    log_verifier: note.Verifier | None
+    known_statements: dict[str, LicenceVersion] = field(default_factory=dict)
+
+    @classmethod
+    def published(cls, registry_jwks: dict[str, Any], log_verifier_key: str,
+                  parties: Sequence[dict[str, Any]]) -> Anchors:
+        """From what the registry publishes: /.well-known/jwks.json, /api/v1/log, /api/v1/parties."""
+        registry = RegistryKeys.from_jwks(registry_jwks)
+        try:
+            verifier = note.Verifier.from_vkey(log_verifier_key)
+        except note.NoteError as exc:
+            raise OfflineError(f"log verifier key: {exc}") from exc
+        _check_log_key(verifier, registry)
+        return cls(registry, party_keys_from(parties), verifier)
+
+
+def _check_log_key(verifier: note.Verifier, registry: RegistryKeys) -> None:
+    if registry.log and keys.from_public(verifier.key).kid not in registry.log:
+        raise OfflineError("the log verifier key is not the registry's log key")
+
+
+@dataclass
+class Snapshot:
+    generated_at: datetime
+    checkpoint: note.Checkpoint
+    checkpoint_note: str
+    registry: RegistryKeys
+    party_keys: PartyKeys
+    licence_versions: list[LicenceVersion]
+    agreement_versions: list[AgreementVersion]
+    revoked_keys: dict[str, datetime]
+    log_verifier: note.Verifier
+    undisclosed: tuple[str, frozenset[str]]
+
+    @property
+    def anchors(self) -> Anchors:
+        return Anchors(self.registry, self.party_keys, self.log_verifier,
+                       {v.statement: v for v in self.licence_versions if v.statement})
+
+
+def open_snapshot(document: dict[str, Any], trusted_jwks: dict[str, Any] | None = None) -> Snapshot:
+    """Check a snapshot fully: its signature, its checkpoint, every statement and leaf in it.
+
+    ``trusted_jwks`` are the registry's keys as pinned by the border post.
+    Without them the snapshot is checked against the keys it carries, which
+    shows it is intact but not who made it.
+    """
+    text = document.get("jws") if isinstance(document, dict) else None
+    if not isinstance(text, str):
+        raise OfflineError("not a snapshot: no jws member")
+    try:
+        carried = jws.open_envelope(text, jws.TYP_SNAPSHOT).payload()
+    except jws.JWSError as exc:
+        raise OfflineError(f"snapshot: {exc}") from exc
+    registry = RegistryKeys.from_jwks(trusted_jwks or {"keys": carried.get("registry", {}).get("keys", [])})
+    payload = registry.verify_answer_key_jws(text, jws.TYP_SNAPSHOT, "snapshot")
+    try:
+        return _read_snapshot(payload, registry)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, OfflineError):
+            raise
+        raise OfflineError(f"snapshot is malformed: {exc!r}") from exc
+
+
+def _log_verifier(payload: dict[str, Any], registry: RegistryKeys) -> note.Verifier:
+    try:
+        verifier = note.Verifier.from_vkey(payload["registry"]["log_verifier_key"])
+    except note.NoteError as exc:
+        raise OfflineError(f"snapshot: log verifier key: {exc}") from exc
+    _check_log_key(verifier, registry)
+    return verifier
+
+
+def _read_snapshot(payload: dict[str, Any], registry: RegistryKeys) -> Snapshot:
+    verifier = _log_verifier(payload, registry)
+    try:
+        checkpoint = note.open_checkpoint(payload["checkpoint"]["note"], verifier)
+    except note.NoteError as exc:
+        raise OfflineError(f"snapshot checkpoint: {exc}") from exc
+    size = checkpoint.tree_size
+    party_keys = party_keys_from(payload["parties"], size)
+    revoked = {kid: v.revoked_at for kid, v in party_keys.validity.items() if v.revoked_at is not None}
+    licence_versions = []
+    for licence in payload["licences"]:
+        for item in licence["versions"]:
+            licence_versions.append(_licence_version(licence, item, party_keys, size))
+    agreement_versions = []
+    for agreement in payload["agreements"]:
+        for item in agreement["versions"]:
+            agreement_versions.append(_agreement_version(agreement, item, registry, size))
+    undisclosed = payload["undisclosed"]
+    return Snapshot(parse_time(payload["generated_at"]), checkpoint, payload["checkpoint"]["note"], registry,
+                    party_keys, licence_versions, agreement_versions, revoked, verifier,
+                    (undisclosed["salt"], frozenset(undisclosed["digests"])))
+
+
+def _licence_version(licence: dict[str, Any], item: dict[str, Any], party_keys: PartyKeys,
+                     size: int) -> LicenceVersion:
+    what = f"licence {licence['certificate']} at log index {item['log_index']}"
+    if not 0 <= item["log_index"] < size:
+        raise OfflineError(f"{what}: beyond the snapshot's checkpoint")
+    statement = item["statement"]
+    try:
+        envelope = jws.open_envelope(statement, jws.TYP_LICENCE)
+        payload = envelope.payload()
+    except jws.JWSError as exc:
+        raise OfflineError(f"{what}: {exc}") from exc
+    leaf = _check_leaf(item["leaf"], statement, {
+        "kind": "licence", "party": licence["party"], "subject": licence["certificate"],
+        "version": payload.get("version"), "kid": envelope.kid}, what)
+    logged_at = parse_time(leaf["logged_at"])
+    party_keys.verify_statement(statement, jws.TYP_LICENCE, licence["party"], item["log_index"], logged_at, what)
+    if payload.get("party") != licence["party"] or payload.get("certificate") != licence["certificate"]:
+        raise OfflineError(f"{what}: the statement is about another licence or party")
+    return LicenceVersion.from_payload(payload, log_index=item["log_index"], logged_at=logged_at,
+                                       kid=envelope.kid, statement=statement)
+
+
+def _agreement_version(agreement: dict[str, Any], item: dict[str, Any], registry: RegistryKeys,
+                       size: int) -> AgreementVersion:
+    what = f"agreement {agreement['id']} at log index {item['log_index']}"
+    if not 0 <= item["log_index"] < size:
+        raise OfflineError(f"{what}: beyond the snapshot's checkpoint")
+    payload = registry.verify_answer_key_jws(item["statement"], jws.TYP_AGREEMENT, what)
+    leaf = _check_leaf(item["leaf"], item["statement"], {
+        "kind": "agreement", "subject": agreement["id"], "version": payload.get("version")}, what)
+    return AgreementVersion.from_payload(payload, log_index=item["log_index"], logged_at=parse_time(leaf["logged_at"]),
+                                         statement=item["statement"])
+
+
+def answer(snapshot: Snapshot, operator_id: str, verifier: str, at: datetime) -> Result:
+    """What the service would answer at the snapshot's checkpoint."""
+    try:
+        normalised = identifiers.operator_id(operator_id)
+    except identifiers.IdentifierError as exc:
+        return Result(operator_id, "unknown_operator", error=f"operator_id: {exc}")
+    return recognise(normalised, verifier, at, snapshot.licence_versions, snapshot.agreement_versions,
+                     snapshot.revoked_keys, snapshot.undisclosed)
+
+
+# --- stored answers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerReport:
+    """What a checked answer proves."""
+
+    verifier: str
+    at: str
+    produced_at: str
+    next_update: str
+    fresh: bool
+    tree_size: int
+    results: list[dict[str, Any]]
+    proven: int  # licences whose inclusion in the log was proven
+
+    def as_json(self) -> dict[str, Any]:
+        return {"valid": True, "verifier": self.verifier, "at": self.at, "produced_at": self.produced_at,
+                "next_update": self.next_update, "fresh": self.fresh, "tree_size": self.tree_size,
+                "licences_proven_in_log": self.proven, "results": self.results}
+
+
+def check_answer(document: dict[str, Any], anchors: Anchors | Snapshot, now: datetime | None = None) -> AnswerReport:
+    """Check a stored answer: the registry's signature, each issuer's, each inclusion proof.
+
+    ``anchors`` are the keys to trust: a snapshot's, or the registry's
+    published ones. A licence without a statement (batch answers leave them
+    out by default) is reported but proves nothing by itself.
+    """
+    if isinstance(anchors, Snapshot):
+        anchors = anchors.anchors
+    if not isinstance(document, dict) or not isinstance(document.get("jws"), str):
+        raise OfflineError("not a verification answer: no jws member")
+    verification = anchors.registry.verify_answer_key_jws(document["jws"], jws.TYP_VERIFICATION, "answer")
+    if "verification" in document and document["verification"] != verification:
+        raise OfflineError("answer: the verification object differs from the signed payload")
+    try:
+        return _check_verification(verification, anchors, now or now_utc())
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, OfflineError):
+            raise
+        raise OfflineError(f"answer is malformed: {exc!r}") from exc
+
+
+def _checkpoint_of(verification: dict[str, Any], anchors: Anchors) -> note.Checkpoint | None:
+    stated = verification["checkpoint"]
+    if "note" not in stated:
+        return None
+    if anchors.log_verifier is None:
+        raise OfflineError("answer: the log key that signs its checkpoint is not known")
+    try:
+        checkpoint = note.open_checkpoint(stated["note"], anchors.log_verifier)
+    except note.NoteError as exc:
+        raise OfflineError(f"answer checkpoint: {exc}") from exc
+    if checkpoint.tree_size != stated["tree_size"] or base64.b64encode(checkpoint.root_hash).decode() != stated[
+            "root_hash"]:
+        raise OfflineError("answer: its checkpoint note and its tree_size/root_hash disagree")
+    return checkpoint
+
+
+def _check_verification(verification: dict[str, Any], anchors: Anchors, now: datetime) -> AnswerReport:
+    checkpoint = _checkpoint_of(verification, anchors)
+    proven = 0
+    summaries = []
+    for position, result in enumerate(verification["results"]):
+        for licence in result["licences"]:
+            what = f"result {position} ({result['operator_id']}), licence {licence['certificate']}"
+            proof = licence.get("inclusion_proof")
+            statement = licence.get("statement")
+            logged_at = None
+            if proof is not None and checkpoint is not None:
+                if statement is None:
+                    raise OfflineError(f"{what}: an inclusion proof without its statement proves nothing here")
+                leaf = _check_leaf(proof["leaf"], statement, {
+                    "kind": "licence", "party": licence["party"], "subject": licence["certificate"],
+                    "version": licence["version"]}, what)
+                try:
+                    merkle.verify_inclusion(licence["log_index"], checkpoint.tree_size,
+                                            merkle.leaf_hash(proof["leaf"].encode()),
+                                            [_b64(h, what) for h in proof["hashes"]], checkpoint.root_hash)
+                except merkle.ProofError as exc:
+                    raise OfflineError(f"{what}: inclusion proof: {exc}") from exc
+                proven += 1
+                logged_at = parse_time(leaf["logged_at"])
+            if statement is not None:
+                _check_licence_statement(anchors, licence, statement, logged_at, what)
+        summaries.append({"operator_id": result["operator_id"], "recognised": result["recognised"],
+                          "reason": result["reason"],
+                          "agreement": (result.get("recognition") or {}).get("agreement")})
+    next_update = verification["next_update"]
+    return AnswerReport(verification["verifier"], verification["at"], verification["produced_at"], next_update,
+                        parse_time(next_update) >= now, verification["checkpoint"]["tree_size"], summaries, proven)
+
+
+def _check_licence_statement(anchors: Anchors, licence: dict[str, Any], statement: str,
+                             logged_at: datetime | None, what: str) -> None:
+    if logged_at is None:
+        known = anchors.known_statements.get(statement)
+        if known is None:
+            raise OfflineError(f"{what}: statement is in neither the snapshot nor a proven leaf")
+        logged_at = known.logged_at
+    envelope = anchors.party_keys.verify_statement(statement, jws.TYP_LICENCE, licence["party"],
+                                                   licence["log_index"], logged_at, what)
+    payload = envelope.payload()
+    claimed = {k: licence[k] for k in ("certificate", "party", "version", "type", "status", "valid_from")}
+    signed = {k: payload.get(k) for k in claimed}
+    if signed != claimed:
+        wrong = sorted(k for k in claimed if claimed[k] != signed[k])
+        raise OfflineError(f"{what}: the answer's {', '.join(wrong)} differ from the issuer's statement")
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise OfflineError(f"{path}: cannot read JSON: {exc}") from exc
+
+
+def verify_command(snapshot_path: str, operator_id: str, verifier: str, at: str | None,
+                   jwks_path: str | None) -> dict[str, Any]:
+    snapshot = open_snapshot(_read_json(snapshot_path), _read_json(jwks_path) if jwks_path else None)
+    try:
+        moment = parse_moment(at) if at else now_utc()
+    except ValueError as exc:
+        raise OfflineError(f"--at: {exc}") from exc
+    return answer(snapshot, operator_id, verifier, moment).as_json()
+
+
+def check_answer_command(answer_path: str, snapshot_path: str, jwks_path: str | None) -> dict[str, Any]:
+    snapshot = open_snapshot(_read_json(snapshot_path), _read_json(jwks_path) if jwks_path else None)
+    return check_answer(_read_json(answer_path), snapshot).as_json()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m registry.offline", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    verify = commands.add_parser("verify", help="answer a verification from a snapshot")
+    verify.add_argument("snapshot")
+    verify.add_argument("operator_id")
+    verify.add_argument("--as", dest="verifier", required=True, help="the verifying party's code")
+    verify.add_argument("--at", help="RFC 3339 time or YYYY-MM-DD; default now")
+    verify.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json")
+    check = commands.add_parser("check-answer", help="check a stored verification answer")
+    check.add_argument("answer")
+    check.add_argument("--snapshot", required=True, help="a snapshot: the issuers' keys and the log key")
+    check.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "verify":
+            output = verify_command(args.snapshot, args.operator_id, args.verifier, args.at, args.jwks)
+        else:
+            output = check_answer_command(args.answer, args.snapshot, args.jwks)
+    except OfflineError as exc:
+        print(f"verification failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(output, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Anchors", "AnswerReport", "OfflineError", "Snapshot", "answer", "check_answer", "main",
+           "open_snapshot"]

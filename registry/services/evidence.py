@@ -1,0 +1,170 @@
+"""What a pasted verification answer or snapshot proves, checked against the registry's published keys.
+
+The checks themselves are ``registry.offline``'s, with the anchors a partner
+would fetch (``/.well-known/jwks.json``, the log's verifier key, the parties
+and their keys). This module only tells the two kinds of document apart,
+sorts failures into a few plain kinds, and adds what only the registry can
+say: how far its log has grown since, and where a statement that the
+document carries without an inclusion proof sits in its log.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import offline
+from ..crypto import jws
+from ..domain.licence import LicenceVersion
+from ..domain.timefmt import parse_time
+from ..errors import InvalidInputError
+from ..keyring import Keyring
+from ..models import LogEntry
+from . import log, parties
+
+# Why a document proves nothing, from the least to the most suspicious.
+PROBLEMS = ("empty", "not_json", "not_a_document", "wrong_key", "does_not_verify")
+
+
+class EvidenceError(InvalidInputError):
+    """The document proves nothing; ``problem`` is one of PROBLEMS, ``detail`` the technical reason."""
+
+    def __init__(self, problem: str, detail: str):
+        super().__init__(detail, {"document": [detail]})
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class AnswerEvidence:
+    kind = "answer"
+    kid: str
+    verifier: str
+    at: datetime
+    produced_at: datetime
+    next_update: datetime
+    fresh: bool
+    nonce: str | None
+    tree_size: int
+    results: list[dict[str, Any]]
+    licences: int  # licences the answer names
+    proven: int  # of those, proven in the log by an inclusion proof carried in the answer
+    found_in_log: int  # carried without a proof, found at their log index in this registry's log
+    log_grown_by: int  # entries the registry logged after the answer's checkpoint
+
+
+@dataclass(frozen=True)
+class SnapshotEvidence:
+    kind = "snapshot"
+    kid: str
+    generated_at: datetime
+    age: timedelta
+    tree_size: int
+    parties: int
+    agreements: int
+    licences: int
+    statements: int
+    log_grown_by: int
+
+
+def examine(session: Session, keyring: Keyring, text: str, now: datetime) -> AnswerEvidence | SnapshotEvidence:
+    """Check a verification answer or a snapshot; EvidenceError says why it proves nothing."""
+    if not text.strip():
+        raise EvidenceError("empty", "no document given")
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise EvidenceError("not_json", f"not JSON: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("jws"), str):
+        raise EvidenceError("not_a_document", "a JSON object with a jws member is expected")
+    envelope = _envelope(document["jws"])
+    registry_jwks = keyring.registry_jwks()
+    if envelope.kid not in offline.RegistryKeys.from_jwks(registry_jwks).answer:
+        raise EvidenceError("wrong_key", f"signed by key {envelope.kid}, which is not this registry's answer key")
+    size = log.tree_size(session)
+    try:
+        if envelope.header["typ"] == jws.TYP_SNAPSHOT:
+            return _snapshot(offline.open_snapshot(document, registry_jwks), envelope, size, now)
+        return _answer(session, keyring, document, envelope, size, now)
+    except offline.OfflineError as exc:
+        raise EvidenceError("does_not_verify", str(exc)) from exc
+
+
+def _envelope(text: str) -> jws.Envelope:
+    """The document's JWS, opened as an answer or as a snapshot (not yet verified)."""
+    try:
+        return jws.open_envelope(text, jws.TYP_VERIFICATION)
+    except jws.JWSError as as_answer:
+        try:
+            return jws.open_envelope(text, jws.TYP_SNAPSHOT)
+        except jws.JWSError:
+            raise EvidenceError("not_a_document", f"not a verification answer or a snapshot: {as_answer}") from None
+
+
+def _snapshot(snapshot: offline.Snapshot, envelope: jws.Envelope, size: int, now: datetime) -> SnapshotEvidence:
+    return SnapshotEvidence(
+        kid=envelope.kid,
+        generated_at=snapshot.generated_at,
+        age=max(now - snapshot.generated_at, timedelta(0)),
+        tree_size=snapshot.checkpoint.tree_size,
+        parties=len({v.party for v in snapshot.party_keys.validity.values()}),
+        agreements=len({v.id for v in snapshot.agreement_versions}),
+        licences=len({v.certificate for v in snapshot.licence_versions}),
+        statements=len(snapshot.licence_versions),
+        log_grown_by=max(size - snapshot.checkpoint.tree_size, 0),
+    )
+
+
+def _answer(session: Session, keyring: Keyring, document: dict[str, Any], envelope: jws.Envelope, size: int,
+            now: datetime) -> AnswerEvidence:
+    anchors = offline.Anchors.published(keyring.registry_jwks(), keyring.log_verifier.vkey(),
+                                        parties.parties_json(session))
+    try:
+        claimed = envelope.payload()
+        known = logged_statements(session, claimed)
+    except (jws.JWSError, KeyError, TypeError, ValueError, AttributeError):
+        known = {}  # check_answer says what is wrong with it
+    report = offline.check_answer(document, replace(anchors, known_statements=known), now)
+    verification = envelope.payload()  # authentic now that check_answer passed
+    licences = [licence for result in verification["results"] for licence in result["licences"]]
+    with_proof = "note" in verification["checkpoint"]
+    return AnswerEvidence(
+        kid=envelope.kid,
+        verifier=report.verifier,
+        at=parse_time(report.at),
+        produced_at=parse_time(report.produced_at),
+        next_update=parse_time(report.next_update),
+        fresh=report.fresh,
+        nonce=verification.get("nonce"),
+        tree_size=report.tree_size,
+        results=report.results,
+        licences=len(licences),
+        proven=report.proven,
+        found_in_log=sum(1 for licence in licences if licence.get("statement") in known
+                         and not (with_proof and "inclusion_proof" in licence)),
+        log_grown_by=max(size - report.tree_size, 0),
+    )
+
+
+def logged_statements(session: Session, verification: dict[str, Any]) -> dict[str, LicenceVersion]:
+    """Statements an answer carries without a proof, as this registry logged them at the index the answer names.
+
+    A partner offline needs a snapshot for these; the registry has its own
+    log. Only an exact match of the statement text at that index counts.
+    """
+    with_proof = "note" in verification["checkpoint"]
+    wanted = {licence["log_index"]: licence["statement"]
+              for result in verification["results"] for licence in result["licences"]
+              if isinstance(licence.get("statement"), str) and isinstance(licence.get("log_index"), int)
+              and not (with_proof and "inclusion_proof" in licence)}
+    if not wanted:
+        return {}
+    rows = session.execute(select(LogEntry.idx, LogEntry.statement, LogEntry.logged_at, LogEntry.kid)
+                           .where(LogEntry.idx.in_(list(wanted)), LogEntry.kind == "licence"))
+    return {statement: LicenceVersion.from_payload(jws.logged_payload(statement), log_index=idx,
+                                                   logged_at=logged_at, kid=kid, statement=statement)
+            for idx, statement, logged_at, kid in rows if wanted[idx] == statement}
