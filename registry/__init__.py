@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, cli, db
+from . import api, cli, db, headers
 from .config import PROJECT_ROOT, ConfigError, Settings
 from .keyring import KeyFileError, Keyring
 from .ratelimit import RateLimiter
@@ -51,5 +51,6 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
 
     db.init_app(app, db.Database(settings.database_url))
     api.init_app(app)
+    headers.init_app(app)
     cli.init_app(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http
 from typing import Any, ClassVar
 
@@ -12,7 +13,7 @@ from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 
 from .. import errors
-from ..auth import BEARER_SCHEME
+from ..auth import BEARER_SCHEME, public
 from ..errors import PROBLEM_JSON, InvalidInputError
 from ..keyring import Keyring
 from ..schemas import ProblemSchema
@@ -63,6 +64,16 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+def _plain(view):
+    """A function around a bound method, which cannot carry attributes."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 def init_app(app: Flask) -> RegistryApi:
     from . import agreements, licences, log, parties, service, verify
 
@@ -72,6 +83,11 @@ def init_app(app: Flask) -> RegistryApi:
     for module in (service, parties, licences, verify, agreements, log):
         api.register_blueprint(module.blp)
     app.register_blueprint(service.assets)
+    # Views that are not ours (the spec, the docs page, Flask's static files)
+    # are public too: every route carries an access mark (tests/test_access_matrix.py).
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint == "static" or endpoint.startswith(f"{api._make_doc_blueprint_name()}."):
+            app.view_functions[endpoint] = public(_plain(view))
     # Registered after flask-smorest's own handler, so these win.
     errors.register(app)
     return api
