@@ -4,7 +4,7 @@ One ``after_request`` hook, so that no view can forget them. What a view may
 do is read from its ``access`` mark (registry.auth): public GET endpoints get
 ``Access-Control-Allow-Origin`` (REGISTRY_CORS_ORIGIN) and answer CORS
 preflights; token-protected ones never do, and their responses are not stored
-by caches (``Cache-Control: no-store``, unless the view chose ``private``
+by caches (``Cache-Control: no-store``, as are 404s and 405s, unless the view chose ``private``
 caching itself, as verification answers do until ``next_update``).
 
 Content-Security-Policy: JSON and text get ``default-src 'none'``. HTML pages
@@ -79,11 +79,11 @@ def add_headers(response: Response) -> Response:
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     access = access_of_request()
-    if access is not None and not access.public:
-        if "private" not in response.headers.get("Cache-Control", ""):
-            response.headers["Cache-Control"] = "no-store"
-    else:
+    if access is not None and access.public:
         _cors(response, access)
+    elif "private" not in response.headers.get("Cache-Control", ""):
+        # Token-protected, or no route at all (404, 405): nothing for a cache to keep.
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http
+import re
 from typing import Any, ClassVar
 
 from flask import Flask, current_app, request
@@ -16,7 +17,7 @@ from .. import errors
 from ..auth import BEARER_SCHEME, public
 from ..errors import PROBLEM_JSON, InvalidInputError
 from ..keyring import Keyring
-from ..schemas import ProblemSchema
+from ..schemas import PATH_PARAMETERS, ProblemSchema
 
 API_PREFIX = "/api/v1"
 
@@ -46,8 +47,18 @@ class RegistryParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
 
+_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+
+
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = RegistryParser()
+
+    def route(self, rule, *, parameters=None, **options):
+        """Path parameters get their documented form (schemas.PATH_PARAMETERS) unless the route gives one."""
+        given = {p.get("name") for p in parameters or [] if isinstance(p, dict) and p.get("in") == "path"}
+        documented = [{"in": "path", "name": name, "required": True, **PATH_PARAMETERS[name]}
+                      for name in _RULE_ARGUMENT.findall(rule) if name in PATH_PARAMETERS and name not in given]
+        return super().route(rule, parameters=[*documented, *(parameters or [])], **options)
 
 
 def keyring() -> Keyring:
