@@ -20,7 +20,8 @@ __all__ = ["ConfigError", "create_app"]
 def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
     """Defaults, then ``REGISTRY_*`` environment variables, then ``config`` (tests)."""
     settings = Settings.load(environ, config)
-    app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
+    # No static folder: the docs' files come from swagger_ui_bundle, and every route needs an access mark.
+    app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"), static_folder=None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         DEBUG=settings.debug,

@@ -94,10 +94,10 @@ def init_app(app: Flask) -> RegistryApi:
     for module in (service, parties, licences, verify, agreements, log):
         api.register_blueprint(module.blp)
     app.register_blueprint(service.assets)
-    # Views that are not ours (the spec, the docs page, Flask's static files)
-    # are public too: every route carries an access mark (tests/test_access_matrix.py).
+    # flask-smorest's own views (the spec, the docs page) are public too:
+    # every route carries an access mark (tests/test_access_matrix.py).
     for endpoint, view in list(app.view_functions.items()):
-        if endpoint == "static" or endpoint.startswith(f"{api._make_doc_blueprint_name()}."):
+        if endpoint.startswith(f"{api._make_doc_blueprint_name()}."):
             app.view_functions[endpoint] = public(_plain(view))
     # Registered after flask-smorest's own handler, so these win.
     errors.register(app)
