@@ -175,6 +175,10 @@ def test_batch_publish_through_gunicorn_killed_part_way(env, database_url, tmp_p
     audit(env)
 
     with Gunicorn(env, output) as restarted:
+        for number in sorted(acknowledged):
+            certificate = batches[number]["licences"][-1]["certificate"]
+            status, body = request("GET", f"{restarted.url}/api/v1/licences/{certificate}", token=token)
+            assert status == 200 and body["licence"]["version"] == 1, body
         for number in sorted(set(batches) - acknowledged):
             status, body = request("POST", f"{restarted.url}/api/v1/licences:batch", batches[number], token)
             assert status == 200, body
