@@ -131,3 +131,20 @@ def test_path_parameters_are_documented_with_their_patterns(client):
     assert {ref["$ref"].rsplit("/", 1)[1] for ref in items["oneOf"]} == {"BatchStatement", "BatchLicenceFields"}
     for name in ("BatchStatement", "BatchLicenceFields"):
         assert "certificate" in spec["components"]["schemas"][name]["required"]
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("/api/v1/parties/M%00", "code"),
+    ("/api/v1/parties/M%00/jwks.json", "code"),
+    ("/api/v1/agreements/A%00B", "agreement_id"),
+    ("/api/v1/log/entries?start=0&x%00=1", "x\x00"),
+    ("/api/v1/public/check?certificate=MKAEOF000001&certificate=MK%00&operator_id=MK1", "certificate"),
+])
+def test_nul_characters_are_refused_before_they_reach_the_database(mk, client, path, field):
+    # PostgreSQL refuses NUL in text even in a WHERE clause: this was a 500 there.
+    assert_field_error(client.get(path), field)
+
+
+def test_nul_characters_in_a_protected_path_are_refused_too(mk, client):
+    response = client.get("/api/v1/licences/MK%00", headers=mk.headers("MK"))
+    assert_field_error(response, "certificate")

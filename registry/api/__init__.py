@@ -75,6 +75,16 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+def refuse_nul_characters() -> None:
+    """NUL cannot be stored or even looked up in a PostgreSQL text column: refuse it as input."""
+    given = [("path", name, value) for name, value in (request.view_args or {}).items()]
+    given += [("query", name, value) for name, value in request.args.items(multi=True)]
+    for location, name, value in given:
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+                raise InvalidInputError(f"{location} parameter {name!r} holds a NUL character",
+                                        {name: ["must not contain NUL characters"]})
+
+
 def _plain(view):
     """A function around a bound method, which cannot carry attributes."""
 
@@ -99,6 +109,7 @@ def init_app(app: Flask) -> RegistryApi:
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith(f"{api._make_doc_blueprint_name()}."):
             app.view_functions[endpoint] = public(_plain(view))
+    app.before_request(refuse_nul_characters)
     # Registered after flask-smorest's own handler, so these win.
     errors.register(app)
     return api
