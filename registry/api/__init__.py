@@ -81,8 +81,8 @@ def refuse_nul_characters() -> None:
     given += [("query", name, value) for name, value in request.args.items(multi=True)]
     for location, name, value in given:
         if "\x00" in name or (isinstance(value, str) and "\x00" in value):
-                raise InvalidInputError(f"{location} parameter {name!r} holds a NUL character",
-                                        {name: ["must not contain NUL characters"]})
+            raise InvalidInputError(f"{location} parameter {name!r} holds a NUL character",
+                                    {name: ["must not contain NUL characters"]})
 
 
 def _plain(view):
