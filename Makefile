@@ -8,8 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# make fuzz: examples per operation and role, and the backend (make fuzz FUZZ_DB=postgresql)
+FUZZ_EXAMPLES ?= 500
+FUZZ_DB ?= sqlite
 
-.PHONY: install run serve demo test test-sqlite test-postgresql test-browser browser-deps translations lint bench bench-install clean
+.PHONY: install run serve demo test test-sqlite test-postgresql test-browser browser-deps translations fuzz lint bench bench-install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +71,11 @@ translations: install
 	$(BIN)/pybabel -q update -i registry/web/translations/messages.pot -d registry/web/translations \
 		--width 100 --ignore-obsolete
 	$(BIN)/pybabel -q compile -d registry/web/translations
+
+# The long fuzzing run (make test runs a short, repeatable one): fresh randomness,
+# failures kept in .hypothesis/ and replayed first next time.
+fuzz: install
+	REGISTRY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --db=$(FUZZ_DB) tests/test_fuzz.py
 
 lint: install
 	$(BIN)/ruff check registry tests bench

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, cli, db, web
+from . import api, cli, db, headers, web
 from .config import PROJECT_ROOT, ConfigError, Settings
 from .keyring import KeyFileError, Keyring
 from .ratelimit import RateLimiter
@@ -20,7 +20,9 @@ __all__ = ["ConfigError", "create_app"]
 def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
     """Defaults, then ``REGISTRY_*`` environment variables, then ``config`` (tests)."""
     settings = Settings.load(environ, config)
-    app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
+    # No static folder: the docs' files come from swagger_ui_bundle, the pages' from registry/web,
+    # and every route needs an access mark.
+    app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"), static_folder=None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         DEBUG=settings.debug,
@@ -52,5 +54,6 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     db.init_app(app, db.Database(settings.database_url))
     api.init_app(app)
     web.init_app(app)
+    headers.init_app(app)
     cli.init_app(app)
     return app

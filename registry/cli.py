@@ -170,11 +170,19 @@ def agreement_put(file):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @handled
 def import_command(code, file):
-    """Publish licences from a CSV file with the party's hosted key (columns: see README)."""
+    """Publish licences from a CSV file with the party's hosted key (columns: see README).
+
+    Prints a line as each chunk commits: the lines it names are acknowledged,
+    and survive a crash of the import that follows.
+    """
     settings = current_app.config["REGISTRY"]
+
+    def committed(first: int, last: int, summary: importer.Summary) -> None:
+        click.echo(f"lines {first} to {last} committed: log size {summary.tree_size}")
+
     with db.database().session() as session, file.open(newline="", encoding="utf-8-sig") as handle:
         summary = importer.import_csv(session, _keyring(), code, csv.DictReader(handle), clock.now,
-                                      chunk=settings.publish_batch_max)
+                                      chunk=settings.publish_batch_max, committed=committed)
     click.echo(f"{summary.published} licence versions published, {summary.unchanged} unchanged; "
                f"log size {summary.tree_size}")
 

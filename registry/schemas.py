@@ -19,6 +19,9 @@ from .errors import InvalidInputError, flatten
 
 MAX_STATEMENT_CHARS = 64 * 1024
 MAX_NONCE_CHARS = 128
+# Log indices and tree sizes are BIGINT columns: a larger number would not
+# fit a query parameter of the database and must be refused as input.
+MAX_LOG_INDEX = 2**63 - 1
 
 
 # --- fields -----------------------------------------------------------------
@@ -67,6 +70,14 @@ def _printable(value: str) -> None:
 
 class _Identifier(fields.String):
     parser = staticmethod(identifiers.operator_id)
+    pattern = identifiers.OPERATOR_ID_INPUT
+    max_length: int | None = identifiers.MAX_RAW_LENGTH
+
+    def __init__(self, **kwargs):
+        # Documented in the spec; the parser is what checks.
+        documented = {"pattern": self.pattern, "maxLength": self.max_length}
+        metadata = {k: v for k, v in documented.items() if v is not None} | kwargs.pop("metadata", {})
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
@@ -81,18 +92,56 @@ class OperatorId(_Identifier):
 
 class CertificateNumber(_Identifier):
     parser = staticmethod(identifiers.certificate)
+    pattern = identifiers.CERTIFICATE_INPUT
 
 
 class PartyCode(_Identifier):
     parser = staticmethod(identifiers.party_code)
+    pattern = identifiers.PARTY_CODE.pattern
+    max_length = None
+
+
+class _JsonBoolean(fields.Boolean):
+    """JSON ``true`` or ``false`` only.
+
+    ``truthy={True}`` alone is not enough: 0 and 1 are equal to False and True
+    in Python, so a set lookup would take them for booleans.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 def StrictBool(**kwargs) -> fields.Boolean:  # noqa: N802 - reads like a field class
-    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+    return _JsonBoolean(**kwargs)
 
 
 def Text(max_length: int, **kwargs) -> fields.String:  # noqa: N802
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+# --- path parameters ------------------------------------------------------------
+
+AGREEMENT_ID = r"^[A-Z0-9][A-Z0-9._-]{1,63}$"
+
+# How each path parameter is documented wherever a route names it (see
+# registry.api.Blueprint.route): a new route with <code> gets it for free.
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "certificate": {"description": "the licence's certificate number; case, spaces and hyphens are normalised",
+                    "schema": {"type": "string", "pattern": identifiers.CERTIFICATE_INPUT,
+                               "maxLength": identifiers.MAX_RAW_LENGTH},
+                    "example": "MKAEOF000123"},
+    "operator_id": {"description": "an operator id or alias; case, spaces and hyphens are normalised",
+                    "schema": {"type": "string", "pattern": identifiers.OPERATOR_ID_INPUT,
+                               "maxLength": identifiers.MAX_RAW_LENGTH},
+                    "example": "MK4030000375897"},
+    "code": {"description": "a party's ISO 3166-1 alpha-2 code (XK for Kosovo)",
+             "schema": {"type": "string", "pattern": identifiers.PARTY_CODE.pattern}, "example": "MK"},
+    "agreement_id": {"description": "an agreement's id",
+                     "schema": {"type": "string", "pattern": AGREEMENT_ID}, "example": "CEFTA-AP5"},
+}
 
 
 # --- licences -----------------------------------------------------------------
@@ -163,9 +212,24 @@ class StatementSchema(Schema):
     )
 
 
+class BatchStatementSchema(StatementSchema):
+    """A batch item: a signed statement and the certificate it is for."""
+
+    certificate = CertificateNumber(required=True)
+
+
+class BatchLicenceFieldsSchema(LicenceFieldsSchema):
+    """A batch item: plain fields, signed with the party's hosted key, and the certificate."""
+
+    certificate = CertificateNumber(required=True)
+
+
 class PublishBatchSchema(Schema):
+    # Items are checked one by one in the service, so that every item's errors
+    # come back keyed licences.N.field; the spec shows their two forms.
     licences = fields.List(
-        fields.Dict(),
+        fields.Dict(metadata={"oneOf": [{"$ref": "#/components/schemas/BatchStatement"},
+                                        {"$ref": "#/components/schemas/BatchLicenceFields"}]}),
         required=True,
         validate=validate.Length(min=1),
         metadata={"description": "each item a statement or plain fields, with its certificate"},
@@ -285,7 +349,7 @@ class JwkSetSchema(Schema):
 
 
 class LogEntriesQuerySchema(Schema):
-    start = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    start = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_LOG_INDEX))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
@@ -300,8 +364,8 @@ class LogEntriesSchema(Schema):
 
 
 class InclusionQuerySchema(Schema):
-    index = fields.Integer(required=True, validate=validate.Range(min=0))
-    tree_size = fields.Integer(required=True, validate=validate.Range(min=1))
+    index = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_LOG_INDEX))
+    tree_size = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_LOG_INDEX))
 
 
 class InclusionProofSchema(Schema):
@@ -312,8 +376,8 @@ class InclusionProofSchema(Schema):
 
 
 class ConsistencyQuerySchema(Schema):
-    first = fields.Integer(required=True, validate=validate.Range(min=1))
-    second = fields.Integer(required=True, validate=validate.Range(min=1))
+    first = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_LOG_INDEX))
+    second = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_LOG_INDEX))
 
 
 class ConsistencyProofSchema(Schema):
@@ -323,7 +387,7 @@ class ConsistencyProofSchema(Schema):
 
 
 class CheckpointQuerySchema(Schema):
-    tree_size = fields.Integer(required=True, validate=validate.Range(min=0))
+    tree_size = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_LOG_INDEX))
 
 
 class LogInfoSchema(Schema):
@@ -353,7 +417,7 @@ class MutualSchema(Schema):
 class AgreementFileSchema(Schema):
     """What the administrator writes; ``mutual`` is spelt out before signing."""
 
-    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9][A-Z0-9._-]{1,63}$"))
+    id = fields.String(required=True, validate=validate.Regexp(AGREEMENT_ID))
     title = Text(300, required=True)
     status = fields.String(required=True, validate=validate.OneOf(AGREEMENT_STATUSES))
     in_force_from = StrictDate(required=True)
@@ -430,6 +494,7 @@ class RawList(fields.List):
 
 
 class VerifyBatchSchema(Schema):
+    # Any item, null included: a malformed id gets its own error in its result.
     operator_ids = RawList(required=True, validate=validate.Length(min=1),
                            metadata={"description": "a malformed id gets its own error in its result"})
     at = Moment(load_default=None, allow_none=True)
@@ -507,8 +572,11 @@ class VerificationAnswerSchema(Schema):
 
 
 class PublicCheckQuerySchema(Schema):
-    operator_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    certificate = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    # Checked in the service, so that a wrong number and an unknown one read alike.
+    operator_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                                metadata={"pattern": identifiers.OPERATOR_ID_INPUT})
+    certificate = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                                metadata={"pattern": identifiers.CERTIFICATE_INPUT})
 
 
 class RecognisedBySchema(Schema):
@@ -569,7 +637,7 @@ class AgreementListSchema(Schema):
 
 
 class FeedQuerySchema(Schema):
-    after = fields.Integer(load_default=-1, validate=validate.Range(min=-1),
+    after = fields.Integer(load_default=-1, validate=validate.Range(min=-1, max=MAX_LOG_INDEX),
                            metadata={"description": "the last index already seen; -1 for the start"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 

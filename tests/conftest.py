@@ -8,6 +8,7 @@ the end. Keys are generated per test; time is frozen through ``registry.clock``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -21,6 +22,7 @@ from registry import clock, create_app, migrate
 from registry.db import make_engine
 from registry.keyring import Keyring
 
+from . import leaks
 from .helpers import Registry
 
 POSTGRES_ADMIN_URL = os.environ.get("REGISTRY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -155,3 +157,57 @@ def runner(app):
 @pytest.fixture
 def registry(app, client, now) -> Registry:
     return Registry(app, client, now)
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self, texts: list[tuple[str, str]]):
+        super().__init__(logging.NOTSET)
+        self.texts = texts
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.texts.append((f"log record of {record.name}", text))
+
+
+@pytest.fixture(autouse=True)
+def no_private_key_leaks(request, monkeypatch):
+    """Suite-wide: no response body, log record or CLI output of any test holds private key material.
+
+    Looks for PEM private keys, private JWK members, and the raw bytes of the
+    test's keys (its keys folder and the parties' own keys) in every encoding.
+    """
+    import flask
+    from flask.testing import FlaskCliRunner
+
+    texts: list[tuple[str, str]] = []
+
+    def on_response(sender, response, **extra):
+        if not response.is_streamed and not response.direct_passthrough:
+            texts.append((f"response to {flask.request.method} {flask.request.path}", response.get_data(as_text=True)))
+
+    invoke = FlaskCliRunner.invoke
+
+    def recorded_invoke(self, *args, **kwargs):
+        result = invoke(self, *args, **kwargs)
+        texts.append(("CLI output", result.output + (result.stderr or "")))
+        return result
+
+    collector = _LogCollector(texts)
+    logging.getLogger().addHandler(collector)
+    flask.request_finished.connect(on_response)
+    monkeypatch.setattr(FlaskCliRunner, "invoke", recorded_invoke)
+    try:
+        yield texts
+    finally:
+        flask.request_finished.disconnect(on_response)
+        logging.getLogger().removeHandler(collector)
+    secrets: list[bytes] = []
+    values = request.node.funcargs
+    if isinstance(values.get("keys_dir"), Path) and values["keys_dir"].is_dir():
+        secrets += leaks.key_files_bytes(values["keys_dir"])
+    if isinstance(values.get("registry"), Registry):
+        secrets += [leaks.raw_private_bytes(key) for key in values["registry"].own_keys.values()]
+    found = [f"{where}: {what}" for where, text in texts for what in leaks.find_leaks(text, secrets)]
+    assert not found, "private key material leaked:\n" + "\n".join(found[:20])

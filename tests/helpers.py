@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import csv
+from pathlib import Path
 from typing import Any
 
 from registry import db
 from registry.crypto import jws, keys
 from registry.crypto.canonical import canonical_json
-from registry.services import demo, parties, tokens
+from registry.services import demo, importer, parties, tokens
 
 
 def operator_id(party: str, serial: int = 1) -> str:
@@ -34,6 +36,22 @@ def licence_fields(party: str = "MK", serial: int = 1, **changes: Any) -> dict[s
 def licence_payload(certificate: str, version: int, party: str = "MK", serial: int = 1, **changes) -> dict[str, Any]:
     return {"certificate": certificate, "party": party, "version": version,
             "effective_at": "2026-11-27T09:00:00Z", **licence_fields(party, serial, **changes)}
+
+
+def import_row(n: int, party: str = "MK", **changes: Any) -> dict[str, str]:
+    """One row of a `registry import` CSV: licence {party}AEOS{n:06d} of operator n."""
+    return {"certificate": f"{party}AEOS{n:06d}", "operator_id": operator_id(party, n), "operator_name": f"Firm {n}",
+            "aliases": "", "street": "", "city": "Skopje", "postcode": "", "country": party, "type": "AEOS",
+            "status": "active", "suspended_scope": "", "consent_partners": "yes", "consent_public": "no",
+            "valid_from": "2025-01-01", "valid_until": "2029-12-31", "effective_at": "", "reason": "", **changes}
+
+
+def write_import_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=importer.COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 class Registry:
@@ -93,4 +111,5 @@ def sign_licence(key, payload: dict[str, Any]) -> str:
     return jws.sign_bytes(canonical_json(payload), key, jws.TYP_LICENCE)
 
 
-__all__ = ["Registry", "db", "licence_fields", "licence_payload", "operator_id", "sign_licence"]
+__all__ = ["Registry", "db", "import_row", "licence_fields", "licence_payload", "operator_id", "sign_licence",
+           "write_import_csv"]

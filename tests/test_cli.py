@@ -6,9 +6,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from registry.crypto import keys
-from registry.services import importer
 
-from .helpers import licence_fields, licence_payload, operator_id
+from .helpers import import_row as _row
+from .helpers import licence_fields, licence_payload
+from .helpers import write_import_csv as _csv
 
 
 @pytest.fixture
@@ -108,23 +109,6 @@ def test_sign_refuses_a_key_file_others_can_read(cli, tmp_path):
     payload_file = tmp_path / "licence.json"
     payload_file.write_text(json.dumps(licence_payload("MKAEOF000001", 1)))
     assert "chmod 600" in cli("sign", "--key", key_file, payload_file, ok=False).stderr
-
-
-def _csv(path, rows):
-    import csv
-
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=importer.COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def _row(n, **changes):
-    return {"certificate": f"MKAEOS{n:06d}", "operator_id": operator_id("MK", n), "operator_name": f"Firm {n}",
-            "aliases": "", "street": "", "city": "Skopje", "postcode": "", "country": "MK", "type": "AEOS",
-            "status": "active", "suspended_scope": "", "consent_partners": "yes", "consent_public": "no",
-            "valid_from": "2025-01-01", "valid_until": "2029-12-31", "effective_at": "", "reason": "", **changes}
 
 
 def test_import_csv_and_rerun(cli, registry, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import http
+import re
 from typing import Any, ClassVar
 
 from flask import Flask, current_app, request
@@ -13,10 +15,10 @@ from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 
 from .. import errors
-from ..auth import BEARER_SCHEME
+from ..auth import BEARER_SCHEME, public
 from ..errors import PROBLEM_JSON, InvalidInputError
 from ..keyring import Keyring
-from ..schemas import ProblemSchema
+from ..schemas import PATH_PARAMETERS, ProblemSchema
 
 API_PREFIX = "/api/v1"
 
@@ -61,8 +63,18 @@ class RegistryParser(FlaskParser):
         return super()._get_schema(argmap, req)
 
 
+_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+
+
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = RegistryParser()
+
+    def route(self, rule, *, parameters=None, **options):
+        """Path parameters get their documented form (schemas.PATH_PARAMETERS) unless the route gives one."""
+        given = {p.get("name") for p in parameters or [] if isinstance(p, dict) and p.get("in") == "path"}
+        documented = [{"in": "path", "name": name, "required": True, **PATH_PARAMETERS[name]}
+                      for name in _RULE_ARGUMENT.findall(rule) if name in PATH_PARAMETERS and name not in given]
+        return super().route(rule, parameters=[*documented, *(parameters or [])], **options)
 
 
 def keyring() -> Keyring:
@@ -79,6 +91,26 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+def refuse_nul_characters() -> None:
+    """NUL cannot be stored or even looked up in a PostgreSQL text column: refuse it as input."""
+    given = [("path", name, value) for name, value in (request.view_args or {}).items()]
+    given += [("query", name, value) for name, value in request.args.items(multi=True)]
+    for location, name, value in given:
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise InvalidInputError(f"{location} parameter {name!r} holds a NUL character",
+                                    {name: ["must not contain NUL characters"]})
+
+
+def _plain(view):
+    """A function around a bound method, which cannot carry attributes."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 def init_app(app: Flask) -> RegistryApi:
     from . import agreements, feed, licences, log, parties, service, verify
 
@@ -88,6 +120,12 @@ def init_app(app: Flask) -> RegistryApi:
     for module in (service, parties, licences, verify, agreements, feed, log):
         api.register_blueprint(module.blp)
     app.register_blueprint(service.assets)
+    # flask-smorest's own views (the spec, the docs page) are public too:
+    # every route carries an access mark (tests/test_access_matrix.py).
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.startswith(f"{api._make_doc_blueprint_name()}."):
+            app.view_functions[endpoint] = public(_plain(view))
+    app.before_request(refuse_nul_characters)
     # Registered after flask-smorest's own handler, so these win.
     errors.register(app)
     return api

@@ -5,6 +5,8 @@ from flask import current_app
 from .. import clock, db
 from ..auth import current_caller, require
 from ..schemas import (
+    BatchLicenceFieldsSchema,
+    BatchStatementSchema,
     LicenceDetailSchema,
     LicenceFieldsSchema,
     LicencePageSchema,
@@ -77,3 +79,5 @@ def register_schemas(api) -> None:
     """Name the two body forms before any view refers to them."""
     api.spec.components.schema("Statement", schema=StatementSchema)
     api.spec.components.schema("LicenceFields", schema=LicenceFieldsSchema)
+    api.spec.components.schema("BatchStatement", schema=BatchStatementSchema)
+    api.spec.components.schema("BatchLicenceFields", schema=BatchLicenceFieldsSchema)

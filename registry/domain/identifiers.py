@@ -23,6 +23,13 @@ CERTIFICATE = re.compile(r"^[A-Z]{2}[0-9A-Z]{1,33}$")
 PARTY_CODE = re.compile(r"^[A-Z]{2}$")
 MAX_RAW_LENGTH = 64
 
+# What a client may send for the two ids: the forms above with letters in
+# either case and whitespace or hyphens anywhere. The OpenAPI spec publishes
+# these; the code itself checks by normalising.
+_SEPARATORS = r"[\s-]*"
+OPERATOR_ID_INPUT = rf"^{_SEPARATORS}(?:[A-Za-z]{_SEPARATORS}){{2}}(?:[0-9A-Za-z]{_SEPARATORS}){{1,15}}$"
+CERTIFICATE_INPUT = rf"^{_SEPARATORS}(?:[A-Za-z]{_SEPARATORS}){{2}}(?:[0-9A-Za-z]{_SEPARATORS}){{1,33}}$"
+
 NATIONAL_VALIDATORS: dict[str, tuple[ModuleType, str]] = {
     "AL": (nipt, "NIPT"),
     "MD": (idno, "IDNO"),
@@ -39,8 +46,14 @@ class IdentifierError(ValueError):
 
 
 def normalise(raw: str) -> str:
-    """Trimmed, upper-cased, spaces and hyphens removed."""
-    return _REMOVED.sub("", raw.strip()).upper()
+    """Trimmed, upper-cased, spaces and hyphens removed.
+
+    Non-ASCII characters are kept as they are, so that the pattern check
+    refuses them: ``str.upper`` would turn "ß" into "SS" and "ﬁ" into "FI",
+    letting a different spelling pass for an operator's id.
+    """
+    value = _REMOVED.sub("", raw.strip())
+    return value.upper() if value.isascii() else value
 
 
 def check_national_part(prefix: str, national: str) -> None:

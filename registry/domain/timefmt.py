@@ -19,7 +19,11 @@ def parse_time(value: str) -> datetime:
         # Python keeps microseconds; finer digits are cut, not rounded.
         digits = re.match(r"\d+", fraction).group()
         value = f"{head}.{digits[:6]}{fraction[len(digits):]}"
-    return datetime.fromisoformat(value.replace("z", "Z")).astimezone(UTC)
+    try:
+        return datetime.fromisoformat(value.replace("z", "Z")).astimezone(UTC)
+    except OverflowError as exc:
+        # 0001-01-01T00:00:00+01:00 is before the first moment Python can hold in UTC.
+        raise ValueError("out of the range of representable times") from exc
 
 
 def parse_date(value: str) -> date:
@@ -37,10 +41,9 @@ def parse_moment(value: str) -> datetime:
 
 def format_time(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
-    # isoformat is several times faster than strftime (this runs for every
-    # licence in a 5,000-id answer) and writes the same for four-digit years.
-    text = moment.replace(tzinfo=None, microsecond=0).isoformat() if moment.year >= 1000 else moment.strftime(
-        "%Y-%m-%dT%H:%M:%S")
+    # isoformat, not strftime: %Y leaves years before 1000 unpadded ("57-09-18"),
+    # and isoformat is several times faster (this runs for every licence in a 5,000-id answer).
+    text = moment.replace(tzinfo=None, microsecond=0).isoformat()
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"

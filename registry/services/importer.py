@@ -78,7 +78,8 @@ def _check_columns(fieldnames: Iterable[str] | None) -> None:
 
 
 def import_csv(session: Session, keyring: Keyring, party: str, reader, now: Callable[[], datetime],
-               *, chunk: int) -> Summary:
+               *, chunk: int, committed: Callable[[int, int, Summary], None] | None = None) -> Summary:
+    """Publish the rows chunk by chunk; ``committed(first_line, last_line, summary)`` after each commit."""
     _check_columns(reader.fieldnames)
     summary = Summary()
     batch: list[tuple[str, dict[str, Any]]] = []
@@ -98,6 +99,8 @@ def import_csv(session: Session, keyring: Keyring, party: str, reader, now: Call
         fresh = sum(1 for r in results if r.appended)
         summary.published += fresh
         summary.unchanged += len(results) - fresh
+        if committed is not None:
+            committed(first_line, first_line + len(batch) - 1, summary)
         first_line += len(batch)
         batch.clear()
 

@@ -430,7 +430,7 @@ def _read_cursor(cursor: str | None) -> int:
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         after = value["after"]
-        if not isinstance(after, int) or after < -1:
+        if not isinstance(after, int) or not -1 <= after <= schemas.MAX_LOG_INDEX:
             raise ValueError
         return after
     except (ValueError, KeyError, TypeError) as exc:

@@ -1,0 +1,136 @@
+"""Real processes for the crash and concurrency tests: the admin CLI and gunicorn.
+
+Each runs from the project root with ``REGISTRY_*`` settings of its own (the
+test's database and keys folder), as an operator would run them. Servers bind
+ports 5100-5199 only, start in their own process group so that a test can
+SIGKILL a master and its workers at once, and write what they print to files
+that the tests then read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PORTS = range(5100, 5200)
+LOG_ORIGIN = "aeo-registry.test/log"
+READY_SECONDS = 60
+
+
+def registry_env(database_url: str, keys_dir: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "GUNICORN_"))}
+    env.update({"REGISTRY_DATABASE_URL": database_url, "REGISTRY_KEYS_DIR": str(keys_dir),
+                "REGISTRY_LOG_ORIGIN": LOG_ORIGIN, "REGISTRY_ENV": "development", "PYTHONUNBUFFERED": "1",
+                **settings})
+    return env
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``flask --app wsgi registry ARGS`` to completion."""
+    completed = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "registry", *map(str, args)],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if check:
+        assert completed.returncode == 0, (args, completed.stdout, completed.stderr)
+    return completed
+
+
+def start_cli(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """``flask --app wsgi registry ARGS`` in the background, its stdout a pipe read line by line."""
+    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "registry", *map(str, args)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 5100-5199")
+
+
+class Gunicorn:
+    """``gunicorn --config gunicorn.conf.py wsgi:app`` on a port of its own."""
+
+    def __init__(self, env: dict[str, str], output: Path, workers: int = 2, threads: int = 4):
+        self.env = env
+        self.output = output
+        self.workers = workers
+        self.threads = threads
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Gunicorn:
+        self.port = free_port()
+        with self.output.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
+                 "--workers", str(self.workers), "--threads", str(self.threads),
+                 # Several test servers at once must not share the control socket in $HOME.
+                 "--no-control-socket", "wsgi:app"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.output.read_text()
+            try:
+                if request("GET", f"{self.url}/readyz")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)  # waiting for a process to come up, not for time to pass
+        raise AssertionError(f"gunicorn did not get ready:\n{self.output.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL to the master and every worker at once: a crash, nothing flushed or finished."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+    def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def request(method: str, url: str, body: Any = None, token: str | None = None,
+            timeout: float = 120) -> tuple[int, Any]:
+    """One HTTP request; (status, parsed JSON or text). Connection failures raise OSError."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    outgoing = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(outgoing, timeout=timeout) as response:
+            status, raw, kind = response.status, response.read(), response.headers.get_content_type()
+    except urllib.error.HTTPError as error:
+        status, raw, kind = error.code, error.read(), error.headers.get_content_type()
+    text = raw.decode()
+    return status, json.loads(text) if kind.endswith("json") else text
