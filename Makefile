@@ -12,7 +12,7 @@ PORT ?= 8000
 FUZZ_EXAMPLES ?= 500
 FUZZ_DB ?= sqlite
 
-.PHONY: install run serve demo test test-sqlite test-postgresql test-browser browser-deps translations fuzz lint bench clean
+.PHONY: install run serve demo test test-sqlite test-postgresql test-browser browser-deps translations fuzz lint bench bench-install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +78,24 @@ fuzz: install
 	REGISTRY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --db=$(FUZZ_DB) tests/test_fuzz.py
 
 lint: install
-	$(BIN)/ruff check registry tests
+	$(BIN)/ruff check registry tests bench
+
+# The benchmark (bench/README.md): BENCH_N licences (default 100000) on SQLite
+# and PostgreSQL; figures in bench/results/. BENCH_N=1000000 for the full run.
+BENCH_N ?= 100000
+BENCH_BACKENDS ?= sqlite postgresql
+BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | sha1sum | cut -c1-12)
+
+$(BENCH_STAMP): requirements-bench.txt | $(STAMP)
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	rm -f $(VENV)/.bench-*
+	touch $(BENCH_STAMP)
+
+bench-install: install $(BENCH_STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+bench: bench-install
+	$(BIN)/python -m bench.run --n $(BENCH_N) --backends "$(BENCH_BACKENDS)"
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -216,11 +216,14 @@ def sign_command(key_file, kind, file):
 
 
 @registry.command("audit")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="processes checking signatures (default: one per CPU for a log of "
+                   f"{audit_service.POOL_FROM_ENTRIES:,} entries or more, else 1)")
 @handled
-def audit_command():
+def audit_command(jobs):
     """Check every statement's signature, every leaf, every stored hash and checkpoint."""
     with db.database().session() as session:
-        report = audit_service.run(session, _keyring())
+        report = audit_service.run(session, _keyring(), jobs)
     for fault in report.faults:
         click.echo(f"FAULT {fault}", err=True)
     click.echo(f"{report.entries} entries and {report.checkpoints} checkpoints checked: "

@@ -113,3 +113,30 @@ def test_publishing_refuses_to_sign_over_tampered_hashes(registry, app):
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.get_json()["type"].endswith("log-integrity")
     assert registry.log_size() == size
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_forged_signature_is_named_inline_and_by_worker_processes(demo, app, monkeypatch, jobs):
+    import hashlib
+    import json
+
+    from registry import db
+    from registry.crypto.canonical import canonical_text
+    from registry.services import audit
+
+    engine = app.extensions["registry.db"].engine
+    with engine.begin() as connection:
+        statement, leaf = connection.execute(text("SELECT statement, leaf FROM log_entry WHERE idx = 27")).one()
+        other = connection.execute(text("SELECT statement FROM log_entry WHERE idx = 28")).scalar_one()
+        head, payload, _ = statement.split(".")
+        forged = f"{head}.{payload}.{other.split('.')[2]}"  # well-formed, but another statement's signature
+        leaf_obj = json.loads(leaf)
+        leaf_obj["statement_sha256"] = hashlib.sha256(forged.encode()).hexdigest()
+        connection.execute(text("UPDATE log_entry SET statement = :s, leaf = :l WHERE idx = 27"),
+                           {"s": forged, "l": canonical_text(leaf_obj)})
+    monkeypatch.setattr(audit, "_SIGNATURE_CHUNK", 4)  # several chunks in flight
+    with app.app_context(), db.database().session() as session:
+        report = audit.run(session, app.extensions["registry.keyring"], jobs=jobs)
+    assert report.entries > 27
+    signature_faults = [f for f in report.faults if "signature does not verify" in f]
+    assert signature_faults and all(f.startswith("entry 27 ") for f in signature_faults)

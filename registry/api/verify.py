@@ -1,6 +1,6 @@
 """Verification for partner customs and authorities, and the trader's public self-check."""
 
-from flask import Response, current_app, json
+from flask import Response, current_app
 
 from .. import clock, db
 from ..auth import client_address, current_caller, public, require
@@ -19,11 +19,18 @@ blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
                 description="Is this operator an AEO that my administration recognises?")
 
 
+def _snapshots() -> verification.SnapshotCache:
+    """This app's snapshot cache, shared by the threads of a worker; keyed by tree size, so never stale."""
+    return current_app.extensions.setdefault("registry.snapshots", verification.SnapshotCache())
+
+
 def _signed(query: verification.Query) -> Response:
     settings = current_app.config["REGISTRY"]
-    body = verification.answer(db.session(), keyring(), query, now=clock.now(), ttl_seconds=settings.answer_ttl_seconds)
+    body = verification.answer_body(db.session(), keyring(), query, now=clock.now(),
+                                    ttl_seconds=settings.answer_ttl_seconds, cache=_snapshots(),
+                                    size=current_caller().tree_size)
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.
-    return current_app.response_class(json.dumps(body), mimetype="application/json",
+    return current_app.response_class(body, mimetype="application/json",
                                       headers={"Cache-Control": f"private, max-age={settings.answer_ttl_seconds}"})
 
 

@@ -175,6 +175,14 @@ def _assess(
     return Assessment("recognised", in_effect, best)
 
 
+def agreements_at(agreement_versions: Iterable[AgreementVersion], at: datetime) -> list[AgreementVersion]:
+    """The version of each agreement in effect at ``at``."""
+    by_agreement: dict[str, list[AgreementVersion]] = {}
+    for agreement in agreement_versions:
+        by_agreement.setdefault(agreement.id, []).append(agreement)
+    return [a for a in (version_at(vs, at) for vs in by_agreement.values()) if a is not None]
+
+
 def undisclosed_digest(salt: str, identifier: str) -> str:
     """How a snapshot names an id whose licences it may not show."""
     return hashlib.sha256(f"{salt}:{identifier}".encode()).hexdigest()
@@ -188,13 +196,17 @@ def recognise(
     agreement_versions: Iterable[AgreementVersion],
     revoked_keys: Mapping[str, datetime] | None = None,
     undisclosed: tuple[str, Collection[str]] | None = None,
+    *,
+    in_effect: Sequence[AgreementVersion] | None = None,
 ) -> Result:
     """Answer for ``operator_id`` (already normalised) from the logged statements.
 
     ``licence_versions`` may hold any versions; those of licences that never
     named ``operator_id`` as id or alias are ignored. ``agreement_versions``
-    holds every logged version of every agreement. ``undisclosed`` is a
-    snapshot's (salt, digests) of ids whose licences the verifier may not see.
+    holds every logged version of every agreement; a caller answering many
+    ids at one ``at`` may pass ``in_effect=agreements_at(agreement_versions, at)``
+    once instead. ``undisclosed`` is a snapshot's (salt, digests) of ids whose
+    licences the verifier may not see.
     """
     revoked_keys = revoked_keys or {}
     valid = [v for v in licence_versions if signed_in_validity(v, revoked_keys)]
@@ -203,10 +215,7 @@ def recognise(
         if undisclosed and undisclosed_digest(undisclosed[0], operator_id) in undisclosed[1]:
             return Result(operator_id, "no_consent")
         return Result(operator_id, "unknown_operator")
-    by_agreement: dict[str, list[AgreementVersion]] = {}
-    for agreement in agreement_versions:
-        by_agreement.setdefault(agreement.id, []).append(agreement)
-    agreements = [a for a in (version_at(vs, at) for vs in by_agreement.values()) if a is not None]
+    agreements = in_effect if in_effect is not None else agreements_at(agreement_versions, at)
     assessments = sorted((_assess(h, verifier, at, agreements) for h in mine), key=lambda a: a.rank)
     best = assessments[0]
     disclosed = tuple(a.shown for a in assessments if a.shown is not None)

@@ -41,7 +41,8 @@ def parse_moment(value: str) -> datetime:
 
 def format_time(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
-    # isoformat, not strftime: %Y leaves years before 1000 unpadded ("57-09-18").
+    # isoformat, not strftime: %Y leaves years before 1000 unpadded ("57-09-18"),
+    # and isoformat is several times faster (this runs for every licence in a 5,000-id answer).
     text = moment.replace(tzinfo=None, microsecond=0).isoformat()
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")

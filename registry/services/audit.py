@@ -12,24 +12,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing import get_context
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from ..crypto import jws, keys, merkle, note
-from ..crypto.canonical import is_canonical
+from ..crypto.canonical import canonical_json
 from ..domain import licence
 from ..domain.party_keys import KeyValidity
 from ..domain.timefmt import format_time, parse_time
 from ..keyring import Keyring
-from ..models import Checkpoint, Licence, LicenceVersion, LogEntry, LogNode, PartyKey
-from .log import LogCorruptedError, fetch_nodes
+from ..models import Checkpoint, Licence, LicenceVersion, LogEntry, LogHead, LogNode, PartyKey
 
-_BATCH = 2000
+_BATCH = 10_000
 _MAX_FAULTS = 1000
+# Below this many entries, worker processes cost more to start than they save.
+POOL_FROM_ENTRIES = 20_000
+_SIGNATURE_CHUNK = 2000
 
 
 @dataclass
@@ -52,16 +60,77 @@ class _KeyState:
     validity: KeyValidity
     public: Any
 
+    @property
+    def raw(self) -> bytes:
+        return self.public.public_key.public_bytes_raw()
+
+
+class _Signatures:
+    """Checks statements' Ed25519 signatures, here or spread over worker processes.
+
+    The signature is audit's largest cost and needs nothing of the replay but
+    the statement and the raw public key that the replay chose for it, so
+    chunks of (statement, key) go to a process pool while this process goes
+    on replaying in log order. A signature that fails is reported under its
+    entry when its chunk comes back; the in-order checks (key validity at
+    that point of the log, licence chains) stay here.
+    """
+
+    def __init__(self, report: Report, jobs: int):
+        self.report = report
+        self.jobs = jobs
+        # spawn, not fork: a forked child would share (and on exit could close) the database connection.
+        self.pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) if jobs > 1 else None
+        self.items: list[tuple[str, bytes]] = []
+        self.wheres: list[str] = []
+        self.pending: deque[tuple[Future, list[str]]] = deque()
+
+    def check(self, where: str, text: str, public_raw: bytes) -> None:
+        if self.pool is None:
+            if not jws.signature_holds(text, public_raw):
+                self.report.fault(f"{where}: signature does not verify")
+            return
+        self.items.append((text, public_raw))
+        self.wheres.append(where)
+        if len(self.items) >= _SIGNATURE_CHUNK:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self.items:
+            self.pending.append((self.pool.submit(jws.verify_many, self.items), self.wheres))
+            self.items, self.wheres = [], []
+        while len(self.pending) > 2 * self.jobs:  # bounded: memory stays flat at any log size
+            self._collect()
+
+    def _collect(self) -> None:
+        future, wheres = self.pending.popleft()
+        for where, holds in zip(wheres, future.result(), strict=True):
+            if not holds:
+                self.report.fault(f"{where}: signature does not verify")
+
+    def finish(self) -> None:
+        if self.pool is None:
+            return
+        try:
+            self._submit()
+            while self.pending:
+                self._collect()
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+
 
 class _Replay:
     """Key and licence state rebuilt from the log alone."""
 
-    def __init__(self, keyring: Keyring):
+    def __init__(self, keyring: Keyring, signatures: _Signatures):
         self.answer_key = keys.public_only(keyring.answer_key)
+        self.answer_raw = self.answer_key.public_key.public_bytes_raw()
+        self.signatures = signatures
         self.keys: dict[str, _KeyState] = {}
         self.licences: dict[str, tuple[int, str]] = {}  # certificate -> (version, status)
         self.agreements: dict[str, int] = {}
         self.revoked_by: dict[str, int] = {}  # kid -> the entry that revoked it
+        self._time: tuple[datetime | None, str] = (None, "")
 
     def replay_keys(self, session: Session, report: Report) -> None:
         """First pass: every key change, in log order, each checked against the keys before it.
@@ -77,19 +146,33 @@ class _Replay:
             except (jws.JWSError, keys.KeyFileError, KeyError, TypeError, ValueError) as exc:
                 report.fault(f"{where}: {exc}")
 
-    def check(self, entry: LogEntry, report: Report) -> None:
+    def _format_time(self, moment: datetime) -> str:
+        # A chunk's entries share one logged_at: format it once.
+        if self._time[0] != moment:
+            self._time = (moment, format_time(moment))
+        return self._time[1]
+
+    def _opened(self, entry: Row, where: str, key_id: str, public_raw: bytes, typ: str) -> dict[str, Any]:
+        """The statement's payload; its header is checked now, its signature by ``_Signatures``."""
+        envelope = jws.open_envelope(entry.statement, typ)
+        if envelope.kid != key_id:
+            raise jws.JWSError("kid does not name the verifying key")
+        self.signatures.check(where, entry.statement, public_raw)
+        return envelope.payload()
+
+    def check(self, entry: Row, report: Report) -> None:
         where = f"entry {entry.idx} ({entry.kind} {entry.subject})"
         try:
             leaf = json.loads(entry.leaf)
         except ValueError:
             report.fault(f"{where}: leaf is not JSON")
             return
-        if not is_canonical(entry.leaf.encode()):
+        if not _canonical(leaf, entry.leaf):
             report.fault(f"{where}: leaf is not canonical JSON")
         expected = {
             "kind": entry.kind, "party": entry.party_code, "subject": entry.subject, "version": entry.version,
             "kid": entry.kid, "statement_sha256": hashlib.sha256(entry.statement.encode()).hexdigest(),
-            "logged_at": format_time(entry.logged_at),
+            "logged_at": self._format_time(entry.logged_at),
         }
         if leaf != expected:
             wrong = sorted(k for k in expected.keys() | leaf.keys() if leaf.get(k) != expected.get(k))
@@ -100,7 +183,7 @@ class _Replay:
         except (jws.JWSError, keys.KeyFileError, KeyError, TypeError, ValueError) as exc:
             report.fault(f"{where}: {exc}")
 
-    def _party_key_signer(self, entry: LogEntry) -> Any:
+    def _party_key_signer(self, entry: Row) -> Any:
         if entry.kid == self.answer_key.kid:
             return self.answer_key
         state = self.keys.get(entry.kid)
@@ -111,7 +194,7 @@ class _Replay:
             raise ValueError(f"statement signed when {refusal}")
         return state.public
 
-    def _apply_key_change(self, entry: LogEntry) -> None:
+    def _apply_key_change(self, entry: Row) -> None:
         payload = jws.verify(entry.statement, self._party_key_signer(entry), jws.TYP_PARTY_KEY)
         public = keys.public_from_jwk(payload["jwk"])
         if payload["party"] != entry.party_code:
@@ -133,7 +216,7 @@ class _Replay:
                                          revoked_at)
             self.revoked_by[public.kid] = entry.idx
 
-    def _party_key(self, entry: LogEntry, report: Report, where: str) -> None:
+    def _party_key(self, entry: Row, report: Report, where: str) -> None:
         """Signed by a key whose compromise, revealed later, predates this change?"""
         state = self.keys.get(entry.kid)
         if state is None or entry.idx == self.revoked_by.get(entry.kid):
@@ -142,14 +225,14 @@ class _Replay:
         if revoked_at is not None and entry.logged_at > revoked_at:
             report.fault(f"{where}: statement signed when key {entry.kid} was revoked at {format_time(revoked_at)}")
 
-    def _licence(self, entry: LogEntry, report: Report, where: str) -> None:
+    def _licence(self, entry: Row, report: Report, where: str) -> None:
         state = self.keys.get(entry.kid)
         if state is None or state.validity.party != entry.party_code:
             raise ValueError(f"signed by {entry.kid}, not a key of {entry.party_code}")
         refusal = state.validity.refusal(entry.idx, entry.logged_at)
         if refusal:
             report.fault(f"{where}: statement signed when {refusal}")
-        payload = jws.verify(entry.statement, state.public, jws.TYP_LICENCE)
+        payload = self._opened(entry, where, state.public.kid, state.raw, jws.TYP_LICENCE)
         if (payload["certificate"], payload["party"], payload["version"]) != (
                 entry.subject, entry.party_code, entry.version):
             raise ValueError("statement's certificate, party or version differs from the leaf's")
@@ -164,10 +247,10 @@ class _Replay:
                 report.fault(f"{where}: {exc}")
         self.licences[entry.subject] = (entry.version, payload["status"])
 
-    def _agreement(self, entry: LogEntry, report: Report, where: str) -> None:
+    def _agreement(self, entry: Row, report: Report, where: str) -> None:
         if entry.kid != self.answer_key.kid:
             raise ValueError("agreement not signed by the registry's answer key")
-        payload = jws.verify(entry.statement, self.answer_key, jws.TYP_AGREEMENT)
+        payload = self._opened(entry, where, self.answer_key.kid, self.answer_raw, jws.TYP_AGREEMENT)
         if (payload["id"], payload["version"]) != (entry.subject, entry.version):
             raise ValueError("statement's id or version differs from the leaf's")
         expected = self.agreements.get(entry.subject, 0) + 1
@@ -176,23 +259,52 @@ class _Replay:
         self.agreements[entry.subject] = entry.version
 
 
-def _entries(session: Session, kind: str | None = None) -> Iterator[LogEntry]:
+def _canonical(value: Any, text: str) -> bool:
+    try:
+        return canonical_json(value) == text.encode()
+    except ValueError:  # rfc8785's errors are ValueErrors
+        return False
+
+
+_ENTRY_COLUMNS = (LogEntry.idx, LogEntry.kind, LogEntry.party_code, LogEntry.subject, LogEntry.version,
+                  LogEntry.kid, LogEntry.statement, LogEntry.leaf, LogEntry.logged_at)
+
+
+def _entries(session: Session, kind: str | None = None) -> Iterator[Row]:
+    """Every entry (of ``kind``) in log order, as plain rows (no ORM objects), a batch at a time."""
+    connection = session.connection()
     after = -1
     while True:
-        query = select(LogEntry).where(LogEntry.idx > after).order_by(LogEntry.idx).limit(_BATCH)
+        query = select(*_ENTRY_COLUMNS).where(LogEntry.idx > after).order_by(LogEntry.idx).limit(_BATCH)
         if kind is not None:
             query = query.where(LogEntry.kind == kind)
-        batch = list(session.execute(query).scalars())
+        batch = connection.execute(query).all()
         if not batch:
             return
         yield from batch
         after = batch[-1].idx
-        session.expunge_all()
 
 
-def run(session: Session, keyring: Keyring) -> Report:
+def default_jobs(session: Session) -> int:
+    """Worker processes for signatures: one per CPU for a large log, none for a small one."""
+    size = session.execute(select(LogHead.tree_size)).scalar_one_or_none() or 0
+    return (os.cpu_count() or 1) if size >= POOL_FROM_ENTRIES else 1
+
+
+def run(session: Session, keyring: Keyring, jobs: int | None = None) -> Report:
+    """Audit the whole log; ``jobs`` worker processes check signatures (default: ``default_jobs``)."""
     report = Report()
-    replay = _Replay(keyring)
+    signatures = _Signatures(report, jobs if jobs is not None else default_jobs(session))
+    try:
+        replay = _Replay(keyring, signatures)
+        _replay_log(session, keyring, replay, report)
+    finally:
+        signatures.finish()
+    _check_indexes(session, replay, report)
+    return report
+
+
+def _replay_log(session: Session, keyring: Keyring, replay: _Replay, report: Report) -> None:
     verifier = keyring.log_verifier
     checkpoints = {c.tree_size: c for c in session.execute(select(Checkpoint)).scalars()}
     frontier = merkle.Frontier(0, [])
@@ -235,23 +347,24 @@ def run(session: Session, keyring: Keyring) -> Report:
         report.fault(f"{extra} stored leaf hashes lie beyond the last entry")
     for size in sorted(s for s in checkpoints if s > frontier.size):
         report.fault(f"checkpoint at size {size} is beyond the log's {frontier.size} entries")
-    _check_indexes(session, replay, report)
-    return report
 
 
 def _compare_nodes(session: Session, computed: dict[tuple[int, int], bytes], report: Report) -> None:
-    if not computed:
-        return
-    try:
-        stored = fetch_nodes(session, computed.keys())
-    except LogCorruptedError as exc:
-        report.fault(str(exc))
-        computed.clear()
-        return
-    for node, digest in computed.items():
-        if stored[node] != digest:
-            level, index = node
-            report.fault(f"stored hash of level {level} node {index} differs from what the leaves give")
+    """Stored hashes against the ones the leaves give; read as one index range per level."""
+    by_level: dict[int, list[int]] = {}
+    for level, index in computed:
+        by_level.setdefault(level, []).append(index)
+    connection = session.connection()
+    for level, indices in by_level.items():
+        stored = dict(connection.execute(
+            select(LogNode.idx, LogNode.hash)
+            .where(LogNode.level == level, LogNode.idx.between(min(indices), max(indices)))).all())
+        missing = sorted(index for index in indices if index not in stored)
+        if missing:
+            report.fault(f"stored log hashes missing: {[(level, index) for index in missing[:5]]}")
+        for index in indices:
+            if index in stored and bytes(stored[index]) != computed[(level, index)]:
+                report.fault(f"stored hash of level {level} node {index} differs from what the leaves give")
     computed.clear()
 
 

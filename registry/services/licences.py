@@ -105,9 +105,11 @@ class _Problems:
 
 def _load_states(session: Session, certificates: Sequence[str]) -> dict[str, _State]:
     states: dict[str, _State] = {}
+    # Core statements on the session's connection: a bulk import asks this of every certificate.
+    connection = session.connection()
     for start in range(0, len(certificates), _CHUNK):
         chunk = certificates[start:start + _CHUNK]
-        rows = session.execute(
+        rows = connection.execute(
             select(LicenceRow.certificate, LicenceRow.version, LicenceRow.status, LicenceRow.effective_at,
                    LogEntry.statement)
             .join(LogEntry, LogEntry.idx == LicenceRow.log_index)
@@ -115,7 +117,9 @@ def _load_states(session: Session, certificates: Sequence[str]) -> dict[str, _St
         )
         for certificate, version, status, effective_at, statement in rows:
             states[certificate] = _State(version, status, effective_at, jws.logged_payload(statement))
-        for identifier, certificate in session.execute(
+        if not states:
+            continue
+        for identifier, certificate in connection.execute(
             select(LicenceIdentifier.identifier, LicenceIdentifier.certificate)
             .where(LicenceIdentifier.certificate.in_(chunk))
         ):

@@ -1,0 +1,482 @@
+"""The registry's benchmark: ``make bench`` (or ``python -m bench.run``); see bench/README.md.
+
+Per backend (SQLite, PostgreSQL): a fresh database and keys; ``registry demo``
+(parties with hosted keys, agreements, tokens); N licences through the real
+bulk path (``registry import``, one CSV per party); then gunicorn with the
+project's gunicorn.conf.py in production mode, driven by wrk (/healthz and
+/verify alternating, 16 connections); verify batches and log proofs over HTTP;
+peak memory per worker; and ``registry audit`` over the whole log. Peers from
+PEERS.md run beside it. Figures go to bench/results/ as JSON and Markdown.
+
+Everything it starts (servers, databases) is stopped and dropped on the way
+out, also on errors and on Ctrl-C; any error fails the run with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import datagen, peers, report, wrk
+from .server import Gunicorn, request
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / "work"
+RESULTS = ROOT / "bench" / "results"
+POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+PORTS = range(5200, 5300)
+
+
+class BenchError(RuntimeError):
+    """A step failed; the run stops and says which."""
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+# --- the machine ------------------------------------------------------------------
+
+
+def _postgres_version() -> str:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_ADMIN) as connection:
+        return connection.execute("SHOW server_version").fetchone()[0]
+
+
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"model name\s*:\s*(.*)", cpuinfo)
+    meminfo = Path("/proc/meminfo").read_text()
+    total_kb = int(re.search(r"MemTotal:\s*(\d+)", meminfo).group(1))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=False).stdout.strip() or os.environ.get("BENCH_COMMIT", "unknown")
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "registry"], cwd=ROOT, capture_output=True,
+                           text=True, check=False).stdout.strip()
+    try:
+        postgres = _postgres_version()
+    except Exception as exc:  # reported, not fatal: a SQLite-only run needs no server
+        postgres = f"unavailable ({type(exc).__name__})"
+    return {
+        "cpu": model.group(1).strip() if model else platform.processor(),
+        "cores": os.cpu_count(),
+        "ram_gib": round(total_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": postgres,
+        "wrk": _wrk_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "commit": commit + ("+dirty" if dirty else ""),
+    }
+
+
+def _wrk_version() -> str:
+    binary = shutil.which("wrk")
+    if not binary:
+        return "missing"
+    out = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).split("\n")[0].strip()
+
+
+def free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise BenchError("no free port in 5200-5299")
+
+
+# --- databases --------------------------------------------------------------------------
+
+
+class Database:
+    """A database made for this run and dropped after it."""
+
+    def __init__(self, backend: str, folder: Path):
+        self.backend = backend
+        self.folder = folder
+        self.name = f"aeo_bench_{uuid.uuid4().hex[:8]}"
+        if backend == "sqlite":
+            self.url = f"sqlite:///{folder / 'registry.sqlite3'}"
+        else:
+            self.url = POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
+
+    def create(self) -> None:
+        if self.backend == "postgresql":
+            self._admin(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        if self.backend == "postgresql":
+            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def _admin(self, statement: str) -> None:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
+            connection.execute(statement)
+
+
+# --- one backend ------------------------------------------------------------------------------
+
+
+class BackendRun:
+    def __init__(self, backend: str, args: argparse.Namespace, register: datagen.Register, cleanups: list):
+        self.backend = backend
+        self.args = args
+        self.register = register
+        self.folder = WORK / backend
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self.database = Database(backend, self.folder)
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
+            "REGISTRY_DATABASE_URL": self.database.url,
+            "REGISTRY_KEYS_DIR": str(self.folder / "keys"),
+            "REGISTRY_LOG_ORIGIN": "aeo-registry.bench/log",
+            "REGISTRY_SECRET_KEY": secrets.token_urlsafe(48),
+            "REGISTRY_LOG_LEVEL": "WARNING",
+        }
+        self.rng = random.Random(f"{args.seed}-{backend}")
+        self.server: Gunicorn | None = None
+        self.cleanups = cleanups
+        self.figures: dict[str, Any] = {"backend": backend}
+
+    def flask(self, *args: str, env: str = "production", profile: str | None = None) -> tuple[str, float]:
+        command = [str(ROOT / ".venv/bin/flask"), "--app", "wsgi", "registry", *args]
+        if profile and self.args.profile:
+            out = self.folder / f"profile-{profile}.speedscope.json"
+            command = [str(ROOT / ".venv/bin/py-spy"), "record", "--nonblocking", "--format", "speedscope",
+                       "--rate", "50", "-o", str(out), "--", *command]
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, env={**self.env, "REGISTRY_ENV": env}, capture_output=True,
+                              text=True, check=False)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise BenchError(f"`registry {' '.join(args)}` failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        return done.stdout, elapsed
+
+    def run(self) -> dict[str, Any]:
+        self.database.create()
+        if self.args.keep:
+            log(f"{self.backend}: keeping the database {self.database.url} (--keep)")
+        else:
+            self.cleanups.append(self.database.drop)
+        self.build()
+        if not self.args.build_only:
+            self.serve()
+            self.audit()
+        return self.figures
+
+    # --- building the registry -----------------------------------------------------
+
+    def build(self) -> None:
+        tokens_file = self.folder / "tokens.json"
+        self.flask("demo", "--tokens-file", str(tokens_file), env="development")
+        self.tokens = json.loads(tokens_file.read_text())
+        log(f"{self.backend}: publishing {self.register.total:,} licences with `registry import`")
+        seconds = 0.0
+        per_party = {}
+        for party, path in self.register.files.items():
+            out, elapsed = self.flask("import", party, str(path), profile=f"import-{party}" if party == "RS" else None)
+            published = int(re.search(r"(\d+) licence versions published", out).group(1))
+            if published != self.register.counts[party]:
+                raise BenchError(f"{party}: {published} published, {self.register.counts[party]} expected")
+            per_party[party] = round(published / elapsed)
+            seconds += elapsed
+            log(f"{self.backend}: {party} {published:,} in {elapsed:.1f} s ({published / elapsed:,.0f}/s)")
+        self.figures["publish"] = {
+            "licences": self.register.total,
+            "seconds": round(seconds, 1),
+            "licences_per_second": round(self.register.total / seconds),
+            "per_party_licences_per_second": per_party,
+            "chunk": 10_000,
+        }
+        if self.backend == "postgresql":
+            # What a DBA does after a bulk load: fresh planner statistics.
+            import psycopg
+
+            with psycopg.connect(self.database.url, autocommit=True) as connection:
+                connection.execute("ANALYZE")
+
+    # --- serving -----------------------------------------------------------------------
+
+    def serve(self) -> None:
+        port = free_port()
+        self.server = Gunicorn(ROOT, {**self.env, "REGISTRY_ENV": "production"}, port,
+                               self.folder / "gunicorn.log")
+        self.cleanups.append(self.server.stop)
+        self.server.start()
+        log(f"{self.backend}: gunicorn on port {port}, workers {self.server.workers()}")
+        status, body = self.server.get("/api/v1/log")
+        if status != 200:
+            raise BenchError(f"/api/v1/log answered {status}")
+        info = json.loads(body)
+        self.figures["tree_size"] = info["tree_size"]
+        self.figures["root_hash"] = info["root_hash"]
+        token = self.tokens["AL"]["customs"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.check_answers()
+        self.load_test(token, port)
+        self.batches()
+        self.proofs(info["tree_size"])
+        self.figures["memory"] = self.server.memory()
+        if not self.server.alive():
+            raise BenchError("gunicorn died during the run")
+        self.server.stop()
+
+    def check_answers(self) -> None:
+        """Before timing anything: the server answers verifications correctly."""
+        for operator_id in self.register.known_ids[:5] + self.register.unknown_ids[:2]:
+            status, body = self.server.get(f"/api/v1/verify/{operator_id}", self.headers)
+            if status != 200:
+                raise BenchError(f"verify {operator_id} answered {status}: {body[:500]!r}")
+            result = json.loads(body)["verification"]["results"][0]
+            expected_unknown = operator_id in self.register.unknown_ids
+            if (result["reason"] == "unknown_operator") != expected_unknown:
+                raise BenchError(f"verify {operator_id} answered {result['reason']}")
+
+    def load_test(self, token: str, port: int) -> None:
+        url = f"http://127.0.0.1:{port}"
+        ids = datagen.sample(self.register, 20_000, 0.10, self.rng)
+        scripts = {
+            "healthz": wrk.write_script(self.folder / "healthz.lua", ["/healthz"], token),
+            "verify": wrk.write_script(self.folder / "verify.lua", [f"/api/v1/verify/{i}" for i in ids], token),
+        }
+        seconds = self.args.wrk_seconds
+        for script in scripts.values():  # warm-up: caches, connection pools, page cache
+            wrk.run(url, script, seconds=max(2, seconds // 3))
+        rounds: dict[str, list[wrk.Figures]] = {"healthz": [], "verify": []}
+        for number in range(self.args.rounds):
+            for name, script in scripts.items():
+                profile = self.args.profile and name == "verify" and number == 0
+                spy = self._profile_server(seconds) if profile else None
+                figures = wrk.run(url, script, seconds=seconds)
+                if spy is not None:
+                    spy.wait(timeout=60)
+                rounds[name].append(figures)
+                log(f"{self.backend}: {name} round {number + 1}: {figures.rps:,.0f} req/s, "
+                    f"p50 {figures.p50_ms} ms, p99 {figures.p99_ms} ms, non-2xx {figures.non_2xx}")
+                if figures.non_2xx or figures.errors:
+                    raise BenchError(f"{name}: {figures.non_2xx} non-2xx answers, {figures.errors} socket errors")
+        self.figures["http"] = {name: _summary(figures) for name, figures in rounds.items()}
+        self.figures["http"]["verify_over_healthz"] = round(
+            self.figures["http"]["verify"]["rps"] / self.figures["http"]["healthz"]["rps"], 3)
+
+    def _profile_server(self, seconds: int) -> subprocess.Popen:
+        out = self.folder / "profile-verify.speedscope.json"
+        return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(self.server.process.pid),
+                                 "--subprocesses", "--nonblocking", "--format", "speedscope", "--rate", "50",
+                                 "--duration", str(seconds), "-o", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def batches(self) -> None:
+        results = {}
+        connection = self.server.connection()
+        try:
+            for size in (1000, 5000):
+                timings = []
+                for attempt in range(self.args.batch_repeats + 1):
+                    ids = datagen.sample(self.register, size, 0.10, self.rng)
+                    start = time.perf_counter()
+                    status, body = request(connection, "POST", "/api/v1/verify:batch", self.headers,
+                                           {"operator_ids": ids, "nonce": f"bench-{attempt}"})
+                    elapsed = (time.perf_counter() - start) * 1000
+                    if status != 200:
+                        raise BenchError(f"batch of {size} answered {status}: {body[:500]!r}")
+                    if len(json.loads(body)["verification"]["results"]) != size:
+                        raise BenchError(f"batch of {size}: wrong number of results")
+                    if attempt:  # the first is a warm-up
+                        timings.append(elapsed)
+                results[str(size)] = _timings(timings)
+                log(f"{self.backend}: batch of {size}: median {results[str(size)]['median_ms']} ms")
+        finally:
+            connection.close()
+        self.figures["batch"] = results
+
+    def proofs(self, size: int) -> None:
+        connection = self.server.connection()
+        timings: dict[str, list[float]] = {"inclusion": [], "consistency": []}
+        try:
+            for attempt in range(self.args.proof_repeats + 1):
+                index = self.rng.randrange(size)
+                first = self.rng.randrange(1, size + 1)
+                for name, path in (("inclusion", f"/api/v1/log/proof/inclusion?index={index}&tree_size={size}"),
+                                   ("consistency", f"/api/v1/log/proof/consistency?first={first}&second={size}")):
+                    start = time.perf_counter()
+                    status, body = request(connection, "GET", path, {})
+                    elapsed = (time.perf_counter() - start) * 1000
+                    if status != 200:
+                        raise BenchError(f"{path} answered {status}: {body[:300]!r}")
+                    if attempt:
+                        timings[name].append(elapsed)
+        finally:
+            connection.close()
+        self.figures["proofs"] = {name: _timings(values) for name, values in timings.items()}
+        log(f"{self.backend}: proofs at size {size:,}: inclusion {self.figures['proofs']['inclusion']['median_ms']}"
+            f" ms, consistency {self.figures['proofs']['consistency']['median_ms']} ms")
+
+    # --- audit -----------------------------------------------------------------------------
+
+    def audit(self) -> None:
+        out, elapsed = self.flask("audit", profile="audit")
+        if "all hold" not in out:
+            raise BenchError(f"audit found faults: {out[-2000:]}")
+        entries = int(re.search(r"(\d+) entries", out).group(1))
+        self.figures["audit"] = {"entries": entries, "seconds": round(elapsed, 1),
+                                 "entries_per_second": round(entries / elapsed)}
+        log(f"{self.backend}: audit of {entries:,} entries in {elapsed:.1f} s")
+
+    def leaves(self):
+        """The logged leaves in order, for the pymerkle peer."""
+        from sqlalchemy import create_engine, text
+
+        from registry.config import database_url
+
+        engine = create_engine(database_url(self.database.url))
+        try:
+            with engine.connect() as connection:
+                result = connection.execution_options(stream_results=True, yield_per=10_000).execute(
+                    text("SELECT leaf FROM log_entry ORDER BY idx"))
+                for (leaf,) in result:
+                    yield leaf.encode()
+        finally:
+            engine.dispose()
+
+
+def _timings(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"median_ms": round(statistics.median(ordered), 2), "min_ms": round(ordered[0], 2),
+            "max_ms": round(ordered[-1], 2), "samples": len(ordered)}
+
+
+def _summary(rounds: list[wrk.Figures]) -> dict[str, Any]:
+    """The median round by throughput stands for the run; every round is kept."""
+    return {
+        "rps": round(statistics.median(f.rps for f in rounds), 1),
+        "p50_ms": round(statistics.median(f.p50_ms for f in rounds), 2),
+        "p99_ms": round(statistics.median(f.p99_ms for f in rounds), 2),
+        "rounds": [f.as_json() for f in rounds],
+    }
+
+
+# --- the whole run -------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=int(os.environ.get("BENCH_N", "100000")),
+                        help="licences to publish (default 100000; BENCH_N)")
+    parser.add_argument("--backends", default=os.environ.get("BENCH_BACKENDS", "sqlite postgresql"),
+                        help="space-separated: sqlite postgresql")
+    parser.add_argument("--wrk-seconds", type=int, default=int(os.environ.get("BENCH_WRK_SECONDS", "15")))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")),
+                        help="alternating healthz/verify wrk rounds")
+    parser.add_argument("--batch-repeats", type=int, default=5)
+    parser.add_argument("--proof-repeats", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=9162)
+    parser.add_argument("--profile", action="store_true", default=os.environ.get("BENCH_PROFILE") == "1",
+                        help="record py-spy profiles (speedscope JSON) of import, verify and audit in bench/work/")
+    parser.add_argument("--keep", action="store_true", help="keep the databases (for bench.micro)")
+    parser.add_argument("--build-only", action="store_true", help="only build the registries (with --keep)")
+    parser.add_argument("--no-peers", action="store_true", help="skip pymerkle and Ed25519 peers")
+    parser.add_argument("--label", default=os.environ.get("BENCH_LABEL", ""), help="a note on the conditions")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    backends = args.backends.split()
+    if not backends or set(backends) - {"sqlite", "postgresql"}:
+        raise SystemExit("--backends takes sqlite and/or postgresql")
+    cleanups: list = []
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {"n": args.n, "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               "command": _command(args), "label": args.label, "machine": machine(),
+                               "settings": {"wrk_seconds": args.wrk_seconds, "rounds": args.rounds,
+                                            "connections": 16, "wrk_threads": 2, "unknown_share": 0.10,
+                                            "workers": int(os.environ.get("REGISTRY_WORKERS", "2")),
+                                            "threads": int(os.environ.get("REGISTRY_THREADS", "4"))},
+                               "backends": {}}
+    try:
+        shutil.rmtree(WORK / "data", ignore_errors=True)
+        log(f"generating {args.n:,} licences")
+        register = datagen.generate(args.n, WORK / "data", started.date(), args.seed)
+        if not args.no_peers:
+            results["peers"] = {"ed25519": peers.ed25519_sign()}
+            log(f"peer: Ed25519 sign {results['peers']['ed25519']['sign_us']} µs")
+        for backend in backends:
+            run = BackendRun(backend, args, register, cleanups)
+            results["backends"][backend] = run.run()
+            if not args.no_peers and not args.build_only and "pymerkle" not in results.get("peers", {}):
+                log("peer: pymerkle SqliteTree with the same leaves")
+                size = run.figures["tree_size"]
+                figures = peers.pymerkle_tree(run.leaves(), size, WORK / "pymerkle", run.rng)
+                import base64
+
+                figures["same_root"] = base64.b64decode(run.figures["root_hash"]).hex() == figures["root_hex"]
+                if not figures["same_root"]:
+                    raise BenchError("pymerkle's root differs from the registry's checkpoint")
+                figures["leaves_from"] = backend
+                results["peers"]["pymerkle"] = figures
+            _run_cleanups(cleanups)
+    except (BenchError, wrk.WrkError, KeyboardInterrupt, OSError, http.client.HTTPException) as exc:
+        _run_cleanups(cleanups)
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        _run_cleanups(cleanups)
+    results["seconds"] = round((datetime.now(UTC) - started).total_seconds())
+    if args.build_only:
+        return 0
+    paths = report.write(results, RESULTS)
+    print(paths["markdown"].read_text())
+    log(f"results written to {', '.join(str(p.relative_to(ROOT)) for p in paths.values())}")
+    return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = ["make bench", f"BENCH_N={args.n}"]
+    if args.backends != "sqlite postgresql":
+        parts.append(f'BENCH_BACKENDS="{args.backends}"')
+    return " ".join(parts)
+
+
+def _run_cleanups(cleanups: list) -> None:
+    while cleanups:
+        cleanup = cleanups.pop()
+        try:
+            cleanup()
+        except Exception as exc:  # keep cleaning up; say what was left behind
+            print(f"bench cleanup failed: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

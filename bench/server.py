@@ -1,0 +1,137 @@
+"""A gunicorn server under test: started with the project's gunicorn.conf.py, always stopped."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+
+class ServerError(RuntimeError):
+    """The server did not come up, or died."""
+
+
+def _status(pid: int) -> dict[str, int]:
+    """VmHWM and VmRSS of a process in kB (empty if it is gone)."""
+    figures = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                figures[name] = int(value.split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return figures
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+class Gunicorn:
+    def __init__(self, root: Path, env: dict[str, str], port: int, log_file: Path):
+        self.root = root
+        self.env = env
+        self.port = port
+        self.log_file = log_file
+        self.process: subprocess.Popen | None = None
+        self.peaks: dict[int, dict[str, int]] = {}  # worker pid -> highest VmHWM / VmRSS seen, kB
+        self._sampling = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        env = {**self.env, "REGISTRY_BIND": f"127.0.0.1:{self.port}"}
+        handle = self.log_file.open("ab")
+        # Its own session, so that stop() can end the master and every worker together.
+        self.process = subprocess.Popen(
+            [str(self.root / ".venv/bin/gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
+            cwd=self.root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        handle.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"gunicorn exited with {self.process.returncode}; see {self.log_file}")
+            try:
+                if self.get("/readyz")[0] == 200 and len(self.workers()) >= 1:
+                    self._start_sampling()
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise ServerError(f"gunicorn did not become ready in {timeout} s; see {self.log_file}")
+
+    def workers(self) -> list[int]:
+        return _children(self.process.pid) if self.process else []
+
+    def _start_sampling(self) -> None:
+        self._sampling.set()
+
+        def sample() -> None:
+            while self._sampling.is_set():
+                self.sample_memory()
+                time.sleep(0.5)
+
+        self._sampler = threading.Thread(target=sample, daemon=True)
+        self._sampler.start()
+
+    def sample_memory(self) -> None:
+        for pid in self.workers():
+            figures = _status(pid)
+            peak = self.peaks.setdefault(pid, {"VmHWM": 0, "VmRSS": 0})
+            for name, value in figures.items():
+                peak[name] = max(peak[name], value)
+
+    def memory(self) -> dict:
+        self.sample_memory()
+        per_worker = [{"pid": pid, "peak_rss_mb": round(p["VmHWM"] / 1024, 1), "rss_mb": round(p["VmRSS"] / 1024, 1)}
+                      for pid, p in sorted(self.peaks.items())]
+        return {"workers": per_worker, "peak_rss_mb": max((w["peak_rss_mb"] for w in per_worker), default=0.0)}
+
+    def stop(self) -> None:
+        self._sampling.clear()
+        if self._sampler is not None:
+            self._sampler.join(timeout=5)
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=35)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # --- plain HTTP for single timed requests --------------------------------
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        connection = self.connection()
+        try:
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+
+def request(connection: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str],
+            body: object | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    all_headers = {**headers, **({"Content-Type": "application/json"} if data is not None else {})}
+    connection.request(method, path, body=data, headers=all_headers)
+    response = connection.getresponse()
+    return response.status, response.read()
