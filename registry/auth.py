@@ -50,7 +50,7 @@ def authenticate() -> Caller:
     scheme, _, token = header.partition(" ")
     caller = None
     if scheme.lower() == "bearer" and token.strip():
-        caller = tokens.authenticate(db.session(), token.strip())
+        caller = tokens.authenticate(db.reader(), token.strip())
     if caller is None:
         limiter.hit(address)
         raise UnauthorizedError("a valid bearer token is required" if header else "no bearer token given")

@@ -12,6 +12,7 @@ from joserfc import jws as joserfc_jws
 from joserfc.jwk import KeySet
 
 from registry.crypto import merkle, note
+from registry.db import Reader
 from registry.services import agreements
 
 from .helpers import licence_fields, operator_id
@@ -213,8 +214,9 @@ def test_answer_is_a_function_of_the_log_below_its_checkpoint(world):
                                              operator={**licence_fields()["operator"], "aliases": [MK_ALIAS]}))
     query = verification.Query("AL", [MK_OP], None, None)
     with world.session() as session:
-        old = verification.results_for(session, before, query, world.now())
-        new = verification.results_for(session, verification.current(session), query, world.now())
+        reader = Reader.of(session)
+        old = verification.results_for(reader, before, query, world.now())
+        new = verification.results_for(reader, verification.current(session), query, world.now())
         assert log.tree_size(session) > before.size
     assert old[0].reason == "recognised"
     assert new[0].reason == "revoked"

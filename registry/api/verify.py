@@ -26,9 +26,10 @@ def _snapshots() -> verification.SnapshotCache:
 
 def _signed(query: verification.Query) -> Response:
     settings = current_app.config["REGISTRY"]
-    body = verification.answer_body(db.session(), keyring(), query, now=clock.now(),
-                                    ttl_seconds=settings.answer_ttl_seconds, cache=_snapshots(),
-                                    size=current_caller().tree_size)
+    # The token lookup read the log's size; the answer is computed at exactly that size.
+    snapshot = verification.snapshot_at(_snapshots(), current_caller().tree_size, db.session)
+    body = verification.answer_body(db.reader(), keyring(), query, snapshot, db.session, now=clock.now(),
+                                    ttl_seconds=settings.answer_ttl_seconds)
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.
     return current_app.response_class(body, mimetype="application/json",
                                       headers={"Cache-Control": f"private, max-age={settings.answer_ttl_seconds}"})
@@ -40,9 +41,8 @@ def _signed(query: verification.Query) -> Response:
 @blp.response(200, VerificationAnswerSchema)
 def verify_one(operator_id, at=None, nonce=None, proofs=False):
     """Verify one operator, by its id or any alias, as the token's party, at ``at`` (default now)."""
-    verification.check_operator_id(operator_id)
     return _signed(verification.Query(current_caller().party, [operator_id], at, nonce,
-                                      include_statements=True, proofs=proofs))
+                                      include_statements=True, proofs=proofs, single=True))
 
 
 @blp.route("/verify:batch", methods=["POST"])

@@ -8,6 +8,7 @@ behind two spellings of the same number.
 
 from __future__ import annotations
 
+import functools
 import re
 from types import ModuleType
 
@@ -84,10 +85,29 @@ def _normalised(raw: str, pattern: re.Pattern, form: str) -> str:
 
 def operator_id(raw: str) -> str:
     """The normalised operator id, or IdentifierError."""
+    if not isinstance(raw, str):
+        return _checked_operator_id(raw)
+    value, problem = _operator_id_memo(raw)
+    if problem is not None:
+        raise IdentifierError(problem)
+    return value
+
+
+def _checked_operator_id(raw: str) -> str:
     value = _normalised(raw, OPERATOR_ID,
                         "two letters of a party code and 1 to 15 letters or digits, e.g. MK4030000375897")
     check_national_part(value[:2], value[2:])
     return value
+
+
+@functools.lru_cache(maxsize=32_768)
+def _operator_id_memo(raw: str) -> tuple[str | None, str | None]:
+    # Partners verify the same operators again and again; the tax-number
+    # checks are pure, so each spelling is worked out once per process.
+    try:
+        return _checked_operator_id(raw), None
+    except IdentifierError as exc:
+        return None, str(exc)
 
 
 def certificate(raw: str) -> str:

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
+from ..db import Prepared, Reader
 from ..errors import InvalidInputError, NotFoundError, field_errors
 from ..models import ApiToken, LogHead
 from .parties import get_party
@@ -60,7 +61,7 @@ def revoke(session: Session, token: str, now: datetime) -> ApiToken:
 # process, so a revocation (by the CLI, in another process) counts at once.
 # The same round trip reads the log's size, which a verification needs next:
 # one query instead of two on the hottest path.
-_LOOKUP = (
+_LOOKUP = Prepared(
     select(LogHead.tree_size, ApiToken.id, ApiToken.party_code, ApiToken.role)
     .select_from(LogHead)
     .outerjoin(ApiToken, and_(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None)))
@@ -68,11 +69,13 @@ _LOOKUP = (
 )
 
 
-def authenticate(session: Session, token: str) -> Caller | None:
-    row = session.connection().execute(_LOOKUP, {"token_hash": token_hash(token)}).first()
-    if row is None or row.id is None:
+def authenticate(reader: Reader, token: str) -> Caller | None:
+    """Tokens are looked up on every request, never cached, so a revocation takes effect at once."""
+    row = reader.one(_LOOKUP, token_hash=token_hash(token))
+    if row is None or row[1] is None:
         return None
-    return Caller(party=row.party_code, role=row.role, token_id=row.id, tree_size=row.tree_size)
+    tree_size, token_id, party, role = row
+    return Caller(party=party, role=role, token_id=token_id, tree_size=tree_size)
 
 
 def listing(session: Session) -> list[ApiToken]:

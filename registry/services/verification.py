@@ -7,7 +7,9 @@ are left out, so anyone replaying the log gets the same results.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..crypto import jws
 from ..crypto.canonical import canonical_json
+from ..db import Prepared, Reader, utc
 from ..domain import identifiers
 from ..domain.agreement import AgreementVersion
 from ..domain.licence import LicenceVersion
@@ -83,48 +86,85 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
 
-    def at(self, session: Session, size: int) -> Snapshot:
+    def at(self, size: int, load: Callable[[], Snapshot]) -> Snapshot:
         snapshot = self._snapshot
         if snapshot is None or snapshot.size != size:
-            snapshot = load_snapshot(session, size)
+            snapshot = load()
             self._snapshot = snapshot
         return snapshot
 
 
-def current(session: Session, cache: SnapshotCache | None = None, size: int | None = None) -> Snapshot:
-    """The snapshot at the log's size, or at ``size`` if the caller read it already (see tokens.authenticate)."""
-    if size is None:
-        size = log.tree_size(session)
-    if cache is None:
-        return load_snapshot(session, size)
-    return cache.at(session, size)
+SessionSource = Callable[[], Session]
 
 
-# Built once: the lookup every verification makes, as a Core statement with an
-# expanding IN, so that it skips the ORM and its compiled form is cached.
-_VERSIONS_QUERY = (
-    select(LicenceIdentifier.identifier, LogEntry.idx, LogEntry.statement, LogEntry.logged_at, LogEntry.kid)
-    .join(LicenceVersionRow, LicenceVersionRow.certificate == LicenceIdentifier.certificate)
-    .join(LogEntry, LogEntry.idx == LicenceVersionRow.log_index)
-    .where(LicenceIdentifier.identifier.in_(bindparam("identifiers", expanding=True)),
-           LogEntry.idx < bindparam("size"))
-)
+def current(session: Session) -> Snapshot:
+    """The snapshot at the log's current size."""
+    return load_snapshot(session, log.tree_size(session))
 
 
-def licence_versions(session: Session, wanted: Iterable[str], size: int) -> dict[str, list[LicenceVersion]]:
+class ParsedVersions:
+    """Licence versions parsed from their statements, the most recently used kept.
+
+    A pure memo of ``LicenceVersion.from_payload``: an entry is used only when
+    the row gives the very same statement, time and key, so it can never
+    change an answer, whatever database or restored copy the row came from.
+    """
+
+    def __init__(self, capacity: int = 20_000):
+        self.capacity = capacity
+        self._entries: OrderedDict[int, tuple[tuple[str, Any, str], LicenceVersion]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, idx: int, statement: str, logged_at: Any, kid: str) -> LicenceVersion:
+        source = (statement, logged_at, kid)
+        with self._lock:
+            entry = self._entries.get(idx)
+            if entry is not None and entry[0] == source:
+                self._entries.move_to_end(idx)
+                return entry[1]
+        version = LicenceVersion.from_payload(jws.logged_payload(statement), log_index=idx,
+                                              logged_at=utc(logged_at), kid=kid, statement=statement)
+        with self._lock:
+            self._entries[idx] = (source, version)
+            self._entries.move_to_end(idx)
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return version
+
+
+PARSED = ParsedVersions()
+
+
+def _versions_query(condition) -> Prepared:
+    return Prepared(
+        select(LicenceIdentifier.identifier, LogEntry.idx, LogEntry.statement, LogEntry.logged_at, LogEntry.kid)
+        .join(LicenceVersionRow, LicenceVersionRow.certificate == LicenceIdentifier.certificate)
+        .join(LogEntry, LogEntry.idx == LicenceVersionRow.log_index)
+        .where(condition, LogEntry.idx < bindparam("size"))
+    )
+
+
+# Built once: one id (the common case), or a full chunk of ids (the last chunk
+# is padded with a repeated id, so one statement serves every batch).
+_ONE_ID = _versions_query(LicenceIdentifier.identifier == bindparam("identifier"))
+_ID_NAMES = tuple(f"i{n}" for n in range(_CHUNK))
+_MANY_IDS = _versions_query(LicenceIdentifier.identifier.in_([bindparam(name) for name in _ID_NAMES]))
+
+
+def licence_versions(reader: Reader, wanted: Iterable[str], size: int) -> dict[str, list[LicenceVersion]]:
     """Every version, logged below ``size``, of each licence that ever named each identifier."""
     wanted = sorted(set(wanted))
-    parsed: dict[int, LicenceVersion] = {}
     found: dict[str, list[LicenceVersion]] = {identifier: [] for identifier in wanted}
-    connection = session.connection()
-    for start in range(0, len(wanted), _CHUNK):
-        rows = connection.execute(_VERSIONS_QUERY, {"identifiers": wanted[start:start + _CHUNK], "size": size})
-        for identifier, idx, statement, logged_at, kid in rows:
-            version = parsed.get(idx)
-            if version is None:
-                version = parsed[idx] = LicenceVersion.from_payload(
-                    jws.logged_payload(statement), log_index=idx, logged_at=logged_at, kid=kid, statement=statement)
-            found[identifier].append(version)
+    if len(wanted) == 1:
+        rows = reader.all(_ONE_ID, identifier=wanted[0], size=size)
+    else:
+        rows = []
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start:start + _CHUNK]
+            chunk += [chunk[-1]] * (_CHUNK - len(chunk))
+            rows += reader.all(_MANY_IDS, size=size, **dict(zip(_ID_NAMES, chunk, strict=True)))
+    for identifier, idx, statement, logged_at, kid in rows:
+        found[identifier].append(PARSED.get(idx, statement, logged_at, kid))
     return found
 
 
@@ -144,9 +184,10 @@ class Query:
     nonce: str | None
     include_statements: bool = True
     proofs: bool = False
+    single: bool = False  # one id in the path: a malformed one is a 400, not a result
 
 
-def results_for(session: Session, snapshot: Snapshot, query: Query, at: datetime) -> list[Result]:
+def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime) -> list[Result]:
     """One result per id asked, in order; a malformed id gets an ``error`` and no lookup."""
     normalised: list[str | None] = []
     problems: dict[int, str] = {}
@@ -154,9 +195,11 @@ def results_for(session: Session, snapshot: Snapshot, query: Query, at: datetime
         try:
             normalised.append(identifiers.operator_id(raw))
         except identifiers.IdentifierError as exc:
+            if query.single:
+                raise InvalidInputError(f"operator_id: {exc}", {"operator_id": [str(exc)]}) from exc
             normalised.append(None)
             problems[position] = str(exc)
-    versions = licence_versions(session, [n for n in normalised if n], snapshot.size)
+    versions = licence_versions(reader, [n for n in normalised if n], snapshot.size)
     agreement_versions, revoked = snapshot.agreements, snapshot.revoked
     in_effect = agreements_at(agreement_versions, at)
     results = []
@@ -171,42 +214,41 @@ def results_for(session: Session, snapshot: Snapshot, query: Query, at: datetime
     return results
 
 
-def check_operator_id(raw: str) -> None:
-    """For a single lookup, a malformed id is a 400 rather than a result."""
-    try:
-        identifiers.operator_id(raw)
-    except identifiers.IdentifierError as exc:
-        raise InvalidInputError(f"operator_id: {exc}", {"operator_id": [str(exc)]}) from exc
+def snapshot_at(cache: SnapshotCache, size: int, session: SessionSource) -> Snapshot:
+    """The snapshot at ``size``, from the cache, or loaded through a session opened only then."""
+    return cache.at(size, lambda: load_snapshot(session(), size))
 
 
-def answer(session: Session, keyring: Keyring, query: Query, *, now: datetime, ttl_seconds: int,
-           cache: SnapshotCache | None = None, size: int | None = None) -> dict[str, Any]:
-    """The signed answer: ``{"verification": {...}, "jws": "..."}``."""
-    verification, _, signed = _answer(session, keyring, query, now, ttl_seconds, cache, size)
+def answer(reader: Reader, keyring: Keyring, query: Query, snapshot: Snapshot, session: SessionSource, *,
+           now: datetime, ttl_seconds: int) -> dict[str, Any]:
+    """The signed answer: ``{"verification": {...}, "jws": "..."}``.
+
+    Lookups go through ``reader``; ``session`` is opened only for proofs.
+    """
+    verification, _, signed = _answer(reader, keyring, query, snapshot, session, now, ttl_seconds)
     return {"verification": verification, "jws": signed}
 
 
-def answer_body(session: Session, keyring: Keyring, query: Query, *, now: datetime, ttl_seconds: int,
-                cache: SnapshotCache | None = None, size: int | None = None) -> bytes:
+def answer_body(reader: Reader, keyring: Keyring, query: Query, snapshot: Snapshot, session: SessionSource, *,
+                now: datetime, ttl_seconds: int) -> bytes:
     """The signed answer as the response body, its ``verification`` written as the very bytes signed.
 
     Encoding a 5,000-result answer once instead of twice (canonical for the
     signature, then again for the body) saves a good share of a batch.
     """
-    _, payload, signed = _answer(session, keyring, query, now, ttl_seconds, cache, size)
+    _, payload, signed = _answer(reader, keyring, query, snapshot, session, now, ttl_seconds)
     return b'{"verification":' + payload + b',"jws":"' + signed.encode("ascii") + b'"}'
 
 
-def _answer(session: Session, keyring: Keyring, query: Query, now: datetime, ttl_seconds: int,
-            cache: SnapshotCache | None, size: int | None) -> tuple[dict[str, Any], bytes, str]:
-    snapshot = current(session, cache, size)
+def _answer(reader: Reader, keyring: Keyring, query: Query, snapshot: Snapshot, session: SessionSource,
+            now: datetime, ttl_seconds: int) -> tuple[dict[str, Any], bytes, str]:
     at = query.at or now
-    results = results_for(session, snapshot, query, at)
+    results = results_for(reader, snapshot, query, at)
     checkpoint: dict[str, Any] = {"tree_size": snapshot.size, "root_hash": log.b64(snapshot.checkpoint.root_hash)}
     rendered = [r.as_json(include_statements=query.include_statements) for r in results]
     if query.proofs:
         checkpoint["note"] = snapshot.checkpoint.note
-        _attach_proofs(session, snapshot.size, rendered)
+        _attach_proofs(session(), snapshot.size, rendered)
     verification = {
         "verifier": query.verifier,
         "at": format_time(at),
@@ -249,7 +291,7 @@ def public_check(session: Session, operator_id: str, certificate: str, now: date
     if errors:
         raise InvalidInputError(f"invalid fields: {', '.join(sorted(errors))}", errors)
     snapshot = current(session)
-    history = [v for v in licence_versions(session, [operator_id], snapshot.size)[operator_id]
+    history = [v for v in licence_versions(Reader.of(session), [operator_id], snapshot.size)[operator_id]
                if v.certificate == certificate]
     if not history:
         raise NotFoundError("no licence matches this operator id and certificate number")

@@ -1,0 +1,52 @@
+"""The hot path's reader: Core statements run on the driver, a dead connection replaced."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from registry import db
+from registry.models import LogHead
+from registry.services import verification
+
+from .helpers import licence_fields, licence_payload, sign_licence
+
+HEAD = db.Prepared(select(LogHead.tree_size).where(LogHead.id == 1))
+
+
+def test_literals_of_the_statement_are_bound_for_the_driver(registry, app):
+    with app.test_request_context():
+        assert db.reader().one(HEAD) == (registry.log_size(),)
+
+
+def test_a_dropped_connection_is_replaced_once(registry, app):
+    with app.test_request_context():
+        reader = db.reader()
+        reader.one(HEAD)
+        reader.connection.dbapi_connection.close()  # as a database restart would leave it
+        assert reader.one(HEAD) == (registry.log_size(),)
+
+
+def test_parsed_versions_are_a_pure_memo_of_the_statement(registry):
+    registry.add_party("MK")
+    key = registry.own_key("MK")
+    first = sign_licence(key, licence_payload("MKAEOF1", 1))
+    other = sign_licence(key, licence_payload("MKAEOF1", 1, status="suspended"))
+    memo = verification.ParsedVersions(capacity=2)
+    version = memo.get(7, first, "2026-11-27 10:00:00", key.kid)
+    assert memo.get(7, first, "2026-11-27 10:00:00", key.kid) is version
+    # The same index with another statement (another database, a restored copy) is parsed anew.
+    assert memo.get(7, other, "2026-11-27 10:00:00", key.kid).status == "suspended"
+    assert memo.get(7, other, "2026-11-27 10:00:01", key.kid).logged_at.second == 1
+    for idx in (8, 9):
+        memo.get(idx, first, "2026-11-27 10:00:00", key.kid)
+    assert len(memo._entries) == 2
+
+
+def test_verification_reads_what_the_registry_published(registry, client):
+    registry.add_party("MK")
+    registry.put("MKAEOF000001", licence_fields())
+    registry.put("MKAEOF000001", licence_fields(status="suspended", reason="audit"))
+    answer = client.get(f"/api/v1/verify/{licence_fields()['operator']['id']}",
+                        headers=registry.headers("MK", "customs")).get_json()["verification"]
+    assert answer["results"][0]["reason"] == "suspended"
+    assert answer["checkpoint"]["tree_size"] == registry.log_size()
