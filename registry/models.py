@@ -177,6 +177,10 @@ class LicenceVersion(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     log_index: Mapped[int] = mapped_column(ForeignKey("log_entry.idx"), unique=True)
 
+    # Every verification goes from a certificate to its versions' log entries;
+    # with log_index in the index that step never reads the table itself.
+    __table_args__ = (Index("ix_licence_version_certificate_log_index", "certificate", "log_index"),)
+
 
 class LicenceIdentifier(Base):
     """Every operator id and alias any version of a licence has named."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from registry import db
 from registry.models import LogHead
@@ -50,3 +51,12 @@ def test_verification_reads_what_the_registry_published(registry, client):
                         headers=registry.headers("MK", "customs")).get_json()["verification"]
     assert answer["results"][0]["reason"] == "suspended"
     assert answer["checkpoint"]["tree_size"] == registry.log_size()
+
+
+def test_sqlite_readers_keep_a_larger_page_cache(registry, app):
+    with app.test_request_context():
+        if not db.database().is_sqlite:
+            pytest.skip("a pragma of SQLite")
+        assert db.reader().one(db.Prepared(text("PRAGMA cache_size")))[0] == -db.SQLITE_READ_CACHE_KIB
+        # Sessions (writes, pages, the CLI) keep SQLite's default; the enlarged cache is the hot path's.
+        assert db.session().execute(text("PRAGMA cache_size")).scalar() == -2000
