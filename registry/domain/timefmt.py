@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -14,6 +15,9 @@ def parse_time(value: str) -> datetime:
     """An RFC 3339 timestamp with an explicit offset, returned in UTC."""
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("not an RFC 3339 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z")
+    if len(value) == 20 and value[19] == "Z":
+        # The form every statement the registry writes uses: already UTC, nothing to cut.
+        return datetime.fromisoformat(value)
     head, _, fraction = value.partition(".")
     if fraction:
         # Python keeps microseconds; finer digits are cut, not rounded.
@@ -27,7 +31,7 @@ def parse_time(value: str) -> datetime:
 
 
 def parse_date(value: str) -> date:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise ValueError("not a date in the form YYYY-MM-DD")
     return date.fromisoformat(value)
 
