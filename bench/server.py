@@ -91,7 +91,7 @@ class Gunicorn:
     def sample_memory(self) -> None:
         for pid in self.workers():
             figures = _status(pid)
-            peak = self.peaks.setdefault(pid, dict.fromkeys(_MEMORY + ("private",), 0))
+            peak = self.peaks.setdefault(pid, dict.fromkeys((*_MEMORY, "private"), 0))
             for name, value in figures.items():
                 peak[name] = max(peak[name], value)
             peak["private"] = max(peak["private"], figures.get("RssAnon", 0) + figures.get("RssShmem", 0))
