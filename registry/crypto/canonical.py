@@ -2,14 +2,16 @@
 
 ``rfc8785`` is the reference, but it is pure Python and dominated the cost of
 signing large verification answers. For the values the registry signs
-(objects with ASCII keys, strings, safe integers, booleans and nulls) the
-standard library's C encoder with sorted keys, compact separators and no
-ASCII escaping writes exactly the RFC 8785 bytes: both escape only ``"``,
-``\\``, and the control characters (``\\b \\f \\n \\r \\t``, else ``\\u00xx``
-in lower-case hex), and code-point order equals UTF-16 order for ASCII keys.
+(objects with ASCII keys, strings, safe integers, booleans and nulls)
+``orjson`` with sorted keys writes exactly the RFC 8785 bytes: both write
+UTF-8 unescaped and escape only ``"``, ``\\``, and the control characters
+(``\\b \\f \\n \\r \\t``, else ``\\u00xx`` in lower-case hex), and
+code-point order equals UTF-16 order for ASCII keys. It is also several times
+faster than the standard library's encoder on a 5,000-result answer.
 Anything else (floats, integers beyond 2**53, non-ASCII keys, subclasses,
-lone surrogates) goes to ``rfc8785``, so the output is always the reference's.
-tests/test_canonical.py holds the two to byte equality with hypothesis.
+other types, lone surrogates, very deep nesting) goes to ``rfc8785``, so the
+output is always the reference's. tests/test_canonical.py holds the two to
+byte equality with hypothesis.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import rfc8785
 
 _SAFE_INTEGER = 2**53 - 1
 _STR_ONLY = {str}
-_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False,
-                            check_circular=False)
 
 
 def _fast_path_applies(value: Any) -> bool:
-    """Whether ``value`` holds only what the standard encoder writes exactly as RFC 8785 does."""
+    """Whether ``value`` holds only what orjson writes exactly as RFC 8785 does."""
     stack = [value]
     pop, extend = stack.pop, stack.extend
     while stack:
@@ -53,9 +54,9 @@ def _fast_path_applies(value: Any) -> bool:
 def canonical_json(value: Any) -> bytes:
     if _fast_path_applies(value):
         try:
-            return _ENCODER.encode(value).encode("utf-8")
-        except UnicodeEncodeError:
-            pass  # a lone surrogate: the reference refuses it with its own error
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate, or nesting deeper than orjson goes: the reference decides
     return rfc8785.dumps(value)
 
 
