@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import TextClause, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..crypto import merkle, note
 from ..crypto.canonical import canonical_text
+from ..db import Prepared, Reader
 from ..domain.timefmt import format_time
 from ..errors import InvalidInputError, NotFoundError, RegistryError, field_errors
 from ..models import Checkpoint, LogEntry, LogHead, LogNode
@@ -74,16 +75,21 @@ def lock_head(session: Session, now: datetime) -> int:
     ).scalar_one()
 
 
-_TREE_SIZE = select(LogHead.tree_size).where(LogHead.id == 1)
+_TREE_SIZE = Prepared(select(LogHead.tree_size).where(LogHead.id == 1))
+
+Source = Session | Reader  # a request's session, or the hot path's reader (see db.Reader)
 
 
-def tree_size(session: Session) -> int:
-    # Read on every verification: a Core statement on the session's connection, no ORM.
-    return session.connection().execute(_TREE_SIZE).scalar_one()
+def _reader(source: Source) -> Reader:
+    return source if isinstance(source, Reader) else Reader.of(source)
+
+
+def tree_size(source: Source) -> int:
+    return _reader(source).one(_TREE_SIZE)[0]
 
 
 @functools.lru_cache(maxsize=64)
-def _nodes_statement(count: int) -> TextClause:
+def _nodes_statement(count: int) -> Prepared:
     """Stored hashes of ``count`` (level, idx) pairs, joined against a VALUES list.
 
     Each pair becomes an index search on both backends. Neither a row-value
@@ -93,21 +99,23 @@ def _nodes_statement(count: int) -> TextClause:
     on ``count`` and is built once per count.
     """
     pairs = ", ".join(f"(CAST(:l{i} AS INTEGER), CAST(:i{i} AS BIGINT))" for i in range(count))
-    return text(f"SELECT n.level, n.idx, n.hash FROM (VALUES {pairs}) AS w "
-                "JOIN log_node n ON n.level = w.column1 AND n.idx = w.column2")
+    return Prepared(text(f"SELECT n.level, n.idx, n.hash FROM (VALUES {pairs}) AS w "
+                         "JOIN log_node n ON n.level = w.column1 AND n.idx = w.column2"))
 
 
-def fetch_nodes(session: Session, nodes: Iterable[merkle.Node]) -> dict[merkle.Node, bytes]:
+def fetch_nodes(source: Source, nodes: Iterable[merkle.Node]) -> dict[merkle.Node, bytes]:
+    """Stored hashes of complete subtrees; they never change once written, so any
+    reader will do, in a transaction or not."""
     wanted = sorted(set(nodes))
     found: dict[merkle.Node, bytes] = {}
-    connection = session.connection()
+    reader = _reader(source)
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         params = {}
         for i, (level, index) in enumerate(chunk):
             params[f"l{i}"] = level
             params[f"i{i}"] = index
-        rows = connection.execute(_nodes_statement(len(chunk)), params)
+        rows = reader.all(_nodes_statement(len(chunk)), **params)
         found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
     missing = set(wanted) - found.keys()
     if missing:
@@ -115,8 +123,8 @@ def fetch_nodes(session: Session, nodes: Iterable[merkle.Node]) -> dict[merkle.N
     return found
 
 
-def root_at(session: Session, size: int) -> bytes:
-    return merkle.root_from(size, fetch_nodes(session, merkle.range_nodes(0, size)))
+def root_at(source: Source, size: int) -> bytes:
+    return merkle.root_from(size, fetch_nodes(source, merkle.range_nodes(0, size)))
 
 
 # From this many rows on, PostgreSQL gets COPY rather than INSERT.
@@ -251,41 +259,41 @@ def checkpoint_at(session: Session, size: int) -> Checkpoint:
     return checkpoint
 
 
-def _check_size(session: Session, size: int, name: str) -> None:
-    current = tree_size(session)
+def _check_size(source: Source, size: int, name: str) -> None:
+    current = tree_size(source)
     if size > current:
         raise InvalidInputError(f"{name} {size} is beyond the log (size {current})",
                            field_errors(name, f"must not exceed the log size {current}"))
 
 
-def inclusion_proof(session: Session, index: int, size: int) -> tuple[bytes, list[bytes]]:
+def inclusion_proof(source: Source, index: int, size: int) -> tuple[bytes, list[bytes]]:
     """The leaf hash at ``index`` and its audit path in the tree of ``size``."""
     if index >= size:
         raise InvalidInputError(f"index {index} is not below tree_size {size}",
                            field_errors("index", "must be below tree_size"))
-    _check_size(session, size, "tree_size")
+    _check_size(source, size, "tree_size")
     ranges = merkle.inclusion_ranges(index, size)
-    stored = fetch_nodes(session, merkle.nodes_for(ranges) | {(0, index)})
+    stored = fetch_nodes(source, merkle.nodes_for(ranges) | {(0, index)})
     return stored[(0, index)], merkle.hashes_for(ranges, stored)
 
 
-def inclusion_proofs(session: Session, indices: Iterable[int], size: int) -> dict[int, list[bytes]]:
+def inclusion_proofs(source: Source, indices: Iterable[int], size: int) -> dict[int, list[bytes]]:
     """Several audit paths against one tree size with a single read of stored hashes."""
     ranges = {index: merkle.inclusion_ranges(index, size) for index in set(indices)}
     needed: set[merkle.Node] = set()
     for index_ranges in ranges.values():
         needed |= merkle.nodes_for(index_ranges)
-    stored = fetch_nodes(session, needed)
+    stored = fetch_nodes(source, needed)
     return {index: merkle.hashes_for(index_ranges, stored) for index, index_ranges in ranges.items()}
 
 
-def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+def consistency_proof(source: Source, first: int, second: int) -> list[bytes]:
     if first > second:
         raise InvalidInputError(f"first {first} is larger than second {second}",
                            field_errors("first", "must not exceed second"))
-    _check_size(session, second, "second")
+    _check_size(source, second, "second")
     ranges = merkle.consistency_ranges(first, second)
-    return merkle.hashes_for(ranges, fetch_nodes(session, merkle.nodes_for(ranges)))
+    return merkle.hashes_for(ranges, fetch_nodes(source, merkle.nodes_for(ranges)))
 
 
 def entries(session: Session, start: int, limit: int) -> list[LogEntry]:
