@@ -119,6 +119,9 @@ def signed_in_validity(version: LicenceVersion, revoked_keys: Mapping[str, datet
 
 def histories(versions: Iterable[LicenceVersion]) -> list[list[LicenceVersion]]:
     """Versions grouped per certificate, each group oldest first."""
+    versions = list(versions)
+    if len(versions) == 1:  # most operators: one licence in one version
+        return [versions]
     ordered = sorted(versions, key=lambda v: (v.certificate, v.version))
     return [list(group) for _, group in groupby(ordered, key=lambda v: v.certificate)]
 
@@ -208,8 +211,10 @@ def recognise(
     once instead. ``undisclosed`` is a snapshot's (salt, digests) of ids whose
     licences the verifier may not see.
     """
-    revoked_keys = revoked_keys or {}
-    valid = [v for v in licence_versions if signed_in_validity(v, revoked_keys)]
+    if revoked_keys:
+        valid = [v for v in licence_versions if signed_in_validity(v, revoked_keys)]
+    else:
+        valid = list(licence_versions)
     mine = [h for h in histories(valid) if any(operator_id in v.identifiers for v in h)]
     if not mine:
         if undisclosed and undisclosed_digest(undisclosed[0], operator_id) in undisclosed[1]:
