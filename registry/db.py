@@ -15,16 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
-# How the kept read connections (one per server thread) reach the database
-# file. Each lookup at a million licences touches a few random pages of a
-# 2 GB file; through read() every page cost a system call and a copy (some
-# 40 µs per licence here, most of a batch's time), through a memory map it is
-# a memory access. The mapped pages are the kernel's page cache, shared by
-# every worker and process, not memory of their own. SQLite caps the map at
-# 2 GB unless built otherwise; pages beyond it are read as before, through
-# the page cache below, which SQLite's 2 MiB default made too small to hold a
-# large registry's index pages.
-SQLITE_READ_MMAP_BYTES = 1 << 40
+# Page cache of each kept read connection (one per server thread). SQLite's
+# default of 2 MiB kept too little of a million-licence file's index pages,
+# so most lookups went to the kernel for every level of every B-tree. (A
+# memory map of the file measured no faster once the kernel's page cache was
+# warm, and would count the whole file in each worker's resident set.)
 SQLITE_READ_CACHE_KIB = 16 * 1024
 
 
@@ -39,7 +34,6 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:
 
 
 def _on_sqlite_read_connect(dbapi_connection, _record) -> None:
-    dbapi_connection.execute(f"PRAGMA mmap_size={SQLITE_READ_MMAP_BYTES}")
     dbapi_connection.execute(f"PRAGMA cache_size=-{SQLITE_READ_CACHE_KIB}")
 
 
