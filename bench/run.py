@@ -266,8 +266,11 @@ class BackendRun:
             "verify": wrk.write_script(self.folder / "verify.lua", [f"/api/v1/verify/{i}" for i in ids], token),
         }
         seconds = self.args.wrk_seconds
-        for script in scripts.values():  # warm-up: caches, connection pools, page cache
-            wrk.run(url, script, seconds=max(2, seconds // 3))
+        # Warm-up, one round's length each: long enough for every worker to have
+        # looked up most of the 20,000 ids once (caches, connections, page cache),
+        # so that the rounds measure the steady state a long-running server is in.
+        for script in scripts.values():
+            wrk.run(url, script, seconds=seconds)
         rounds: dict[str, list[wrk.Figures]] = {"healthz": [], "verify": []}
         for number in range(self.args.rounds):
             for name, script in scripts.items():
