@@ -23,7 +23,7 @@ from registry.db import make_engine
 from registry.keyring import Keyring
 
 from . import leaks
-from .helpers import Registry
+from .helpers import Registry, licence_fields
 
 POSTGRES_ADMIN_URL = os.environ.get("REGISTRY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FROZEN_NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
@@ -157,6 +157,17 @@ def runner(app):
 @pytest.fixture
 def registry(app, client, now) -> Registry:
     return Registry(app, client, now)
+
+
+@pytest.fixture
+def mk(registry) -> Registry:
+    """North Macedonia with a hosted key and one published licence, MKAEOF000001.
+
+    Modules that need MK set up otherwise define their own ``mk``.
+    """
+    registry.add_party("MK")
+    assert registry.put("MKAEOF000001", licence_fields("MK", 1)).status_code == 201
+    return registry
 
 
 class _LogCollector(logging.Handler):

@@ -18,13 +18,6 @@ from .helpers import licence_fields, operator_id
 MK_OP = operator_id("MK", 1)
 
 
-@pytest.fixture
-def mk(registry):
-    registry.add_party("MK")
-    assert registry.put("MKAEOF000001", licence_fields("MK", 1)).status_code == 201
-    return registry
-
-
 def assert_field_error(response, field):
     assert response.status_code == 400, response.get_json()
     assert response.headers["Content-Type"] == "application/problem+json"

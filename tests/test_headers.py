@@ -13,13 +13,6 @@ from .helpers import licence_fields, operator_id
 BASELINE = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
-@pytest.fixture
-def mk(registry):
-    registry.add_party("MK")
-    assert registry.put("MKAEOF000001", licence_fields("MK", 1)).status_code == 201
-    return registry
-
-
 def assert_baseline(response):
     for name, value in BASELINE.items():
         assert response.headers.get(name) == value, (name, response.status_code)

@@ -14,13 +14,6 @@ from .helpers import licence_fields, operator_id
 MK_OP = operator_id("MK", 1)
 
 
-@pytest.fixture
-def mk(registry):
-    registry.add_party("MK")
-    assert registry.put("MKAEOF000001", licence_fields("MK", 1)).status_code == 201
-    return registry
-
-
 def settings(app, **changes):
     app.config["REGISTRY"] = dataclasses.replace(app.config["REGISTRY"], **changes)
 
