@@ -13,6 +13,7 @@ from . import api, cli, db, headers, web
 from .config import PROJECT_ROOT, ConfigError, Settings
 from .keyring import KeyFileError, Keyring
 from .ratelimit import RateLimiter
+from .services.verification import SnapshotCache
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -50,6 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     app.extensions["registry.keyring"] = keyring
     app.extensions["registry.auth_failures"] = RateLimiter(*settings.auth_failure_rate)
     app.extensions["registry.public_checks"] = RateLimiter(*settings.public_check_rate)
+    # Shared by a worker's threads; keyed by tree size, so never stale.
+    app.extensions["registry.snapshots"] = SnapshotCache()
 
     db.init_app(app, db.Database(settings.database_url))
     api.init_app(app)

@@ -19,15 +19,11 @@ blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
                 description="Is this operator an AEO that my administration recognises?")
 
 
-def _snapshots() -> verification.SnapshotCache:
-    """This app's snapshot cache, shared by the threads of a worker; keyed by tree size, so never stale."""
-    return current_app.extensions.setdefault("registry.snapshots", verification.SnapshotCache())
-
-
 def _signed(query: verification.Query) -> Response:
     settings = current_app.config["REGISTRY"]
     # The token lookup read the log's size; the answer is computed at exactly that size.
-    snapshot = verification.snapshot_at(_snapshots(), current_caller().tree_size, db.session)
+    snapshot = verification.snapshot_at(current_app.extensions["registry.snapshots"], current_caller().tree_size,
+                                      db.session)
     body = verification.answer_body(db.reader(), keyring(), query, snapshot, db.session, now=clock.now(),
                                     ttl_seconds=settings.answer_ttl_seconds)
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.

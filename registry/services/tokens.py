@@ -56,8 +56,8 @@ def revoke(session: Session, token: str, now: datetime) -> ApiToken:
     return row
 
 
-# Every authenticated request makes this lookup: a Core statement built once,
-# run on the session's connection without the ORM. It is not cached in the
+# Every authenticated request makes this lookup: a Core statement compiled
+# once, run on the thread's reader without the ORM. It is not cached in the
 # process, so a revocation (by the CLI, in another process) counts at once.
 # The same round trip reads the log's size, which a verification needs next:
 # one query instead of two on the hottest path.
