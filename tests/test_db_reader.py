@@ -7,9 +7,9 @@ from sqlalchemy import select, text
 
 from registry import db
 from registry.models import LogHead
-from registry.services import verification
+from registry.services import tokens, verification
 
-from .helpers import licence_fields, licence_payload, sign_licence
+from .helpers import licence_fields, licence_payload, operator_id, sign_licence
 
 HEAD = db.Prepared(select(LogHead.tree_size).where(LogHead.id == 1))
 
@@ -60,3 +60,53 @@ def test_sqlite_readers_keep_a_larger_page_cache(registry, app):
         assert db.reader().one(db.Prepared(text("PRAGMA cache_size")))[0] == -db.SQLITE_READ_CACHE_KIB
         # Sessions (writes, pages, the CLI) keep SQLite's default; the enlarged cache is the hot path's.
         assert db.session().execute(text("PRAGMA cache_size")).scalar() == -2000
+
+
+def test_one_id_and_the_token_are_read_together_at_one_size(registry, app):
+    registry.add_party("MK")
+    known = licence_fields()["operator"]["id"]
+    registry.put("MKAEOF000001", licence_fields())
+    registry.put("MKAEOF000001", licence_fields(status="suspended", reason="audit"))
+    token = registry.token("MK", "customs")
+    size = registry.log_size()
+    with registry.session() as session:
+        reader = db.Reader.of(session)
+        caller = verification.authenticate_one(reader, token, known.lower())
+        assert (caller.party, caller.role, caller.tree_size) == ("MK", "customs", size)
+        assert [v.status for v in caller.prefetched[known]] == ["active", "suspended"]
+        # The versions are bounded by the size read in the same statement: a
+        # head one entry smaller (as a reader racing the second publish sees it)
+        # gives the first version alone.
+        session.execute(text("UPDATE log_head SET tree_size = tree_size - 1"))
+        caller = verification.authenticate_one(reader, token, known)
+        assert caller.tree_size == size - 1
+        assert [v.status for v in caller.prefetched[known]] == ["active"]
+        session.rollback()
+
+
+def test_one_id_lookup_gives_nothing_without_a_live_token(registry, app, now):
+    registry.add_party("MK")
+    known = licence_fields()["operator"]["id"]
+    registry.put("MKAEOF000001", licence_fields())
+    token = registry.token("MK", "customs")
+    with registry.session() as session:
+        reader = db.Reader.of(session)
+        assert verification.authenticate_one(reader, "aeo_" + "x" * 43, known) is None
+        assert verification.authenticate_one(reader, token, "MK-not-an-id!").prefetched is None
+        unknown = operator_id("MK", 99)
+        assert verification.authenticate_one(reader, token, unknown).prefetched == {unknown: []}
+        tokens.revoke(session, token, now())
+        assert verification.authenticate_one(reader, token, known) is None
+
+
+def test_verify_one_is_one_statement(registry, client, app, monkeypatch):
+    registry.add_party("MK")
+    registry.put("MKAEOF000001", licence_fields())
+    headers = registry.headers("MK", "customs")
+    client.get(f"/api/v1/verify/{licence_fields()['operator']['id']}", headers=headers)  # snapshot loaded
+    statements = []
+    real = db.Reader._run
+    monkeypatch.setattr(db.Reader, "_run", lambda self, sql, args: statements.append(sql) or real(self, sql, args))
+    answer = client.get(f"/api/v1/verify/{licence_fields()['operator']['id']}", headers=headers)
+    assert answer.status_code == 200 and answer.get_json()["verification"]["results"][0]["reason"] == "recognised"
+    assert len(statements) == 1

@@ -13,6 +13,7 @@ from ..schemas import (
     VerifyQuerySchema,
 )
 from ..services import verification
+from ..services.tokens import Caller
 from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
@@ -25,14 +26,18 @@ def _signed(query: verification.Query) -> Response:
     snapshot = verification.snapshot_at(current_app.extensions["registry.snapshots"], current_caller().tree_size,
                                       db.session)
     body = verification.answer_body(db.reader(), keyring(), query, snapshot, db.session, now=clock.now(),
-                                    ttl_seconds=settings.answer_ttl_seconds)
+                                    ttl_seconds=settings.answer_ttl_seconds, prefetched=current_caller().prefetched)
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.
     return current_app.response_class(body, mimetype="application/json",
                                       headers={"Cache-Control": f"private, max-age={settings.answer_ttl_seconds}"})
 
 
+def _token_and_versions(reader: db.Reader, token: str, path: dict) -> Caller | None:
+    return verification.authenticate_one(reader, token, path["operator_id"])
+
+
 @blp.route("/verify/<operator_id>")
-@require("customs", "authority")
+@require("customs", "authority", lookup=_token_and_versions)
 @blp.arguments(VerifyQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, VerificationAnswerSchema)
 def verify_one(operator_id, at=None, nonce=None, proofs=False):

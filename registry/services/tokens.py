@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..db import Prepared, Reader
@@ -29,6 +31,7 @@ class Caller:
     role: str
     token_id: int
     tree_size: int | None = None  # the log's size when the token was checked (see authenticate)
+    prefetched: Any = None  # what a view read in the token's round trip (see auth.require's lookup)
 
 
 def token_hash(token: str) -> str:
@@ -61,21 +64,32 @@ def revoke(session: Session, token: str, now: datetime) -> ApiToken:
 # process, so a revocation (by the CLI, in another process) counts at once.
 # The same round trip reads the log's size, which a verification needs next:
 # one query instead of two on the hottest path.
-_LOOKUP = Prepared(
-    select(LogHead.tree_size, ApiToken.id, ApiToken.party_code, ApiToken.role)
-    .select_from(LogHead)
-    .outerjoin(ApiToken, and_(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None)))
-    .where(LogHead.id == 1)
-)
+def lookup_select(*columns: Any) -> Select:
+    """The token lookup with ``columns`` after its own; add joins, then ``where(LogHead.id == 1)``.
+
+    Its first four columns are what ``caller_of`` reads.
+    """
+    return (
+        select(LogHead.tree_size, ApiToken.id, ApiToken.party_code, ApiToken.role, *columns)
+        .select_from(LogHead)
+        .outerjoin(ApiToken, and_(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None)))
+    )
+
+
+_LOOKUP = Prepared(lookup_select().where(LogHead.id == 1))
+
+
+def caller_of(row: Sequence[Any] | None, prefetched: Any = None) -> Caller | None:
+    """The caller from a ``lookup_select`` row; None if the token is unknown or revoked."""
+    if row is None or row[1] is None:
+        return None
+    tree_size, token_id, party, role = row[:4]
+    return Caller(party=party, role=role, token_id=token_id, tree_size=tree_size, prefetched=prefetched)
 
 
 def authenticate(reader: Reader, token: str) -> Caller | None:
     """Tokens are looked up on every request, never cached, so a revocation takes effect at once."""
-    row = reader.one(_LOOKUP, token_hash=token_hash(token))
-    if row is None or row[1] is None:
-        return None
-    tree_size, token_id, party, role = row
-    return Caller(party=party, role=role, token_id=token_id, tree_size=tree_size)
+    return caller_of(reader.one(_LOOKUP, token_hash=token_hash(token)))
 
 
 def listing(session: Session) -> list[ApiToken]:
