@@ -39,12 +39,12 @@ def _ids(folder: Path) -> datagen.Register:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("backend", choices=["sqlite", "postgresql"])
-    parser.add_argument("--url", help="database URL (PostgreSQL: as --keep printed it)")
+    parser.add_argument("--url", help="database URL (default: the one --keep kept)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--single", type=int, default=1000)
     args = parser.parse_args()
     folder = ROOT / "bench/work" / args.backend
-    url = args.url or f"sqlite:///{folder / 'registry.sqlite3'}"
+    url = args.url or (folder / "database-url.txt").read_text().strip()
     from registry import create_app
 
     app = create_app({"database_url": url, "keys_dir": folder / "keys", "log_origin": "aeo-registry.bench/log"},

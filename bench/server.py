@@ -77,6 +77,15 @@ class Gunicorn:
     def workers(self) -> list[int]:
         return _children(self.process.pid) if self.process else []
 
+    def split(self) -> list[int] | None:
+        """How many established connections each worker holds, most first (None without ``ss``)."""
+        try:
+            listing = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{self.port} )"],
+                                     capture_output=True, text=True, timeout=10, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return sorted((listing.count(f"pid={pid},") for pid in self.workers()), reverse=True)
+
     def _start_sampling(self) -> None:
         self._sampling.set()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,6 +60,7 @@ class Figures:
     max_ms: float
     errors: int  # socket errors and timeouts
     non_2xx: int
+    split: list[int] | None = None  # the connections each server worker held, a second into the run
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -69,13 +72,26 @@ def write_script(path: Path, paths: list[str], token: str) -> Path:
     return path
 
 
-def run(url: str, script: Path, *, seconds: int, connections: int = 16, threads: int = 2) -> Figures:
+def run(url: str, script: Path, *, seconds: int, connections: int = 16, threads: int = 2,
+        split: Callable[[], list[int] | None] | None = None) -> Figures:
+    """One wrk run; ``split``, if given, is asked a second in how the connections are spread."""
     binary = shutil.which("wrk")
     if binary is None:
         raise WrkError("wrk is not installed (Debian package wrk; `make bench` installs it)")
     command = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
                "-s", str(script), url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    spread = None
+    try:
+        if split is not None:
+            time.sleep(min(1.0, seconds / 2))
+            spread = split()
+        stdout, stderr = process.communicate(timeout=seconds + 60)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     line = next((text for text in done.stdout.splitlines() if text.startswith("WRKJSON ")), None)
     if done.returncode != 0 or line is None:
         raise WrkError(f"wrk failed ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")
@@ -91,4 +107,5 @@ def run(url: str, script: Path, *, seconds: int, connections: int = 16, threads:
         max_ms=raw["max_us"] / 1000,
         errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
         non_2xx=raw["status"],
+        split=spread,
     )
