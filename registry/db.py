@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,30 @@ class Reader:
             return cursor.fetchall()
         finally:
             cursor.close()
+
+    def each(self, query: Prepared, runs: Sequence[dict[str, Any]]) -> Iterator[list[Sequence[Any]]]:
+        """The rows of ``query`` run with each of ``runs``, one list per run, in order.
+
+        On PostgreSQL the runs go to the server together (psycopg's pipeline
+        mode): it works through the later ones while the caller is still
+        busy with the first, which on a 5,000-id batch hid most of the
+        database's share. Elsewhere they run one after the other.
+        """
+        if self.dialect.name != "postgresql" or len(runs) < 2:
+            for params in runs:
+                yield self.all(query, **params)
+            return
+        sql, _, fixed = query.sql(self.dialect)
+        connection = self.connection.dbapi_connection
+        with connection.pipeline():
+            cursors = []
+            for params in runs:
+                cursor = connection.cursor()
+                cursor.execute(sql, {**fixed, **params})
+                cursors.append(cursor)
+            for cursor in cursors:
+                yield cursor.fetchall()
+                cursor.close()
 
     def one(self, query: Prepared, **params: Any) -> Sequence[Any] | None:
         rows = self.all(query, **params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Integer, bindparam, select, text
 
 from registry import db
 from registry.models import LogHead
@@ -110,3 +110,37 @@ def test_verify_one_is_one_statement(registry, client, app, monkeypatch):
     answer = client.get(f"/api/v1/verify/{licence_fields()['operator']['id']}", headers=headers)
     assert answer.status_code == 200 and answer.get_json()["verification"]["results"][0]["reason"] == "recognised"
     assert len(statements) == 1
+
+
+ECHO = db.Prepared(select(bindparam("v", type_=Integer), LogHead.tree_size).where(LogHead.id == 1))
+
+
+def test_each_gives_every_run_its_rows_in_order(registry, app):
+    size = registry.log_size()
+    with app.test_request_context():
+        reader = db.reader()
+        # On PostgreSQL the runs go through one pipeline; the rows are the same.
+        assert [rows for rows in reader.each(ECHO, [{"v": 3}, {"v": 1}, {"v": 2}])] == [
+            [(3, size)], [(1, size)], [(2, size)]]
+        # A caller that stops early leaves the connection fit for the next query.
+        runs = reader.each(ECHO, [{"v": 1}, {"v": 2}, {"v": 3}])
+        assert next(runs) == [(1, size)]
+        runs.close()
+        assert reader.one(ECHO, v=9) == (9, size)
+
+
+def test_a_batch_over_several_chunks_matches_one_by_one(registry, app):
+    registry.add_party("MK")
+    ids = [licence_fields(serial=n)["operator"]["id"] for n in range(1, 4)]
+    for n in range(1, 4):
+        registry.put(f"MKAEOF00000{n}", licence_fields(serial=n))
+    unknown = [operator_id("MK", 100 + n) for n in range(verification._CHUNK)]
+    size = registry.log_size()
+    with app.test_request_context():
+        reader = db.reader()
+        found = verification.licence_versions(reader, ids + unknown, size)
+        for identifier in ids:
+            assert [v.log_index for v in found[identifier]] == [
+                v.log_index for v in verification.licence_versions(reader, [identifier], size)[identifier]]
+            assert len(found[identifier]) == 1
+        assert all(found[u] == [] for u in unknown)

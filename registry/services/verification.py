@@ -190,15 +190,18 @@ def licence_versions(reader: Reader, wanted: Iterable[str], size: int) -> dict[s
     wanted = sorted(set(wanted))
     found: dict[str, list[LicenceVersion]] = {identifier: [] for identifier in wanted}
     if len(wanted) == 1:
-        rows = reader.all(_ONE_ID, identifier=wanted[0], size=size)
+        chunks = [reader.all(_ONE_ID, identifier=wanted[0], size=size)]
     else:
-        rows = []
+        runs = []
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
             chunk += [chunk[-1]] * (_CHUNK - len(chunk))
-            rows += reader.all(_MANY_IDS, size=size, **dict(zip(_ID_NAMES, chunk, strict=True)))
-    for identifier, idx, statement, logged_at, kid in rows:
-        found[identifier].append(PARSED.get(idx, statement, logged_at, kid))
+            runs.append({"size": size, **dict(zip(_ID_NAMES, chunk, strict=True))})
+        chunks = reader.each(_MANY_IDS, runs)
+    # Each chunk parsed as it comes, while the database works on the next.
+    for rows in chunks:
+        for identifier, idx, statement, logged_at, kid in rows:
+            found[identifier].append(PARSED.get(idx, statement, logged_at, kid))
     return found
 
 
