@@ -19,6 +19,13 @@ keepalive = 5
 # requests a second this machine serves, 100,000 meant every half minute).
 max_requests = 1_000_000
 max_requests_jitter = 100_000
+# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel
+# spreads new connections over them. With one shared socket whichever worker
+# woke first took them, and a few long-lived connections (a partner's pool, a
+# proxy's upstream pool, wrk's 16) could all land on one worker: half the
+# throughput, in about one set of 16 connections out of six (bench/README.md).
+# Unix-socket binds stay shared; on_starting keeps "address in use" an error.
+reuse_port = not bind.startswith(("unix:", "fd://"))
 accesslog = "-" if os.environ.get("REGISTRY_ACCESS_LOG", "") else None
 errorlog = "-"
 # Neither the request line nor headers carry tokens in logs: only the path is logged.
@@ -40,3 +47,27 @@ def post_worker_init(worker):
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(50_000, older, oldest)
+
+
+def on_starting(server):
+    """Refuse a TCP address already in use, as gunicorn does without reuse_port.
+
+    With SO_REUSEPORT a second server started on the same port by the same
+    user would otherwise share its connections silently. The probe sets
+    SO_REUSEADDR, as gunicorn's own sockets do, so that connections left in
+    TIME_WAIT by a server that just stopped do not count as a use.
+    """
+    import socket
+
+    if not server.cfg.reuse_port:
+        return
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):
+            continue
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address[:2])
+            except OSError as exc:
+                raise SystemExit(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}") from None
