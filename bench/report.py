@@ -146,6 +146,8 @@ def _peers(results: dict[str, Any], backends: list[str], names: dict[str, str]) 
 def write(results: dict[str, Any], folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{results['started_at'][:10]}-{results['n']}"
+    if (folder / f"{stem}.json").exists():  # a second run that day keeps the first
+        stem += "-" + results["started_at"][11:16].replace(":", "")
     paths = {"json": folder / f"{stem}.json", "markdown": folder / f"{stem}.md", "latest": folder / "latest.md"}
     paths["json"].write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     text = markdown(results)
