@@ -134,6 +134,14 @@ def test_unauthenticated_verification_is_refused(world, client):
     assert client.get(f"/api/v1/verify/{MK_OP}").status_code == 401
 
 
+def test_a_malformed_id_without_a_valid_token_is_401_not_400(world, client):
+    # The token is checked first, whether or not the id can be looked up with it.
+    assert client.get("/api/v1/verify/MK4030000375890").status_code == 401
+    bad = {"Authorization": "Bearer aeo_" + "x" * 43}
+    assert client.get("/api/v1/verify/MK4030000375890", headers=bad).status_code == 401
+    assert client.get(f"/api/v1/verify/{MK_OP}", headers=bad).status_code == 401
+
+
 def test_malformed_single_id_is_400(world):
     response = verify(world, "MK4030000375890")
     assert response.status_code == 400
