@@ -206,7 +206,6 @@ class BackendRun:
 
     def reuse(self) -> None:
         """Serve what an earlier ``--keep`` run built (for profiling between full runs)."""
-        self.env["REGISTRY_DATABASE_URL"] = self.database.url
         self.tokens = json.loads((self.folder / "tokens.json").read_text())
         log(f"{self.backend}: reusing {self.database.url}")
 

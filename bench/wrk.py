@@ -91,10 +91,9 @@ def run(url: str, script: Path, *, seconds: int, connections: int = 16, threads:
         process.kill()
         process.wait()
         raise
-    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-    line = next((text for text in done.stdout.splitlines() if text.startswith("WRKJSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise WrkError(f"wrk failed ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")
+    line = next((text for text in stdout.splitlines() if text.startswith("WRKJSON ")), None)
+    if process.returncode != 0 or line is None:
+        raise WrkError(f"wrk failed ({process.returncode}): {stdout[-2000:]} {stderr[-2000:]}")
     raw = json.loads(line[len("WRKJSON "):])
     seconds_run = raw["duration_us"] / 1e6
     return Figures(

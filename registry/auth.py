@@ -54,12 +54,13 @@ def authenticate(lookup: Lookup | None = None) -> Caller:
         raise RateLimitedError("too many failed authentications from this address", wait)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
+    token = token.strip()
     caller = None
-    if scheme.lower() == "bearer" and token.strip():
+    if scheme.lower() == "bearer" and token:
         if lookup is None:
-            caller = tokens.authenticate(db.reader(), token.strip())
+            caller = tokens.authenticate(db.reader(), token)
         else:
-            caller = lookup(db.reader(), token.strip(), request.view_args or {})
+            caller = lookup(db.reader(), token, request.view_args or {})
     if caller is None:
         limiter.hit(address)
         raise UnauthorizedError("a valid bearer token is required" if header else "no bearer token given")

@@ -97,10 +97,14 @@ class Reader:
         self.dialect = dialect
         self.engine = engine  # where to get a fresh connection if this one died
 
-    def all(self, query: Prepared, **params: Any) -> list[Sequence[Any]]:
+    def _bound(self, query: Prepared, params: dict[str, Any]) -> tuple[str, Any]:
+        """The SQL for this dialect and the arguments in the form its driver takes."""
         sql, names, fixed = query.sql(self.dialect)
         params = {**fixed, **params}
-        arguments = tuple(params[n] for n in names) if names is not None else params
+        return sql, tuple(params[n] for n in names) if names is not None else params
+
+    def all(self, query: Prepared, **params: Any) -> list[Sequence[Any]]:
+        sql, arguments = self._bound(query, params)
         try:
             return self._run(sql, arguments)
         except self.dialect.loaded_dbapi.Error as exc:
@@ -132,13 +136,12 @@ class Reader:
             for params in runs:
                 yield self.all(query, **params)
             return
-        sql, _, fixed = query.sql(self.dialect)
         connection = self.connection.dbapi_connection
         with connection.pipeline():
             cursors = []
             for params in runs:
                 cursor = connection.cursor()
-                cursor.execute(sql, {**fixed, **params})
+                cursor.execute(*self._bound(query, params))
                 cursors.append(cursor)
             for cursor in cursors:
                 yield cursor.fetchall()
