@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from joserfc import jws as joserfc_jws
@@ -99,8 +100,13 @@ def _b64url_decode(part: str) -> bytes:
 
 def logged_payload(text: str) -> dict[str, Any]:
     """The payload of a statement that was verified when it was logged; not checked again here."""
-    part = text.split(".")[1]
-    return json.loads(_b64url_decode(part))
+    raw = _b64url_decode(text.split(".")[1])
+    try:
+        # orjson reads a licence payload in a third of json's time: this runs
+        # for every version a batch answer looks at, and for every entry audited.
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)  # what orjson refuses (a lone surrogate, NaN): read as it was when logged
 
 
 def open_envelope(text: str, typ: str) -> Envelope:
