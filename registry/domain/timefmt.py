@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, time
 
@@ -11,9 +12,22 @@ _RFC3339 = re.compile(
 )
 
 
+# The parsers and format_time are memoised: pure, with immutable results, and
+# called for every licence in a 5,000-id answer over the few values a register
+# holds (a bulk load gives thousands of licences one time; dates repeat by day).
+_memo = functools.lru_cache(maxsize=4096)
+
+
 def parse_time(value: str) -> datetime:
     """An RFC 3339 timestamp with an explicit offset, returned in UTC."""
-    if not isinstance(value, str) or not _RFC3339.match(value):
+    if not isinstance(value, str):
+        raise ValueError("not an RFC 3339 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z")
+    return _parse_time(str(value))
+
+
+@_memo
+def _parse_time(value: str) -> datetime:
+    if not _RFC3339.match(value):
         raise ValueError("not an RFC 3339 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z")
     if len(value) == 20 and value[19] == "Z":
         # The form every statement the registry writes uses: already UTC, nothing to cut.
@@ -31,7 +45,14 @@ def parse_time(value: str) -> datetime:
 
 
 def parse_date(value: str) -> date:
-    if not isinstance(value, str) or not _DATE.fullmatch(value):
+    if not isinstance(value, str):
+        raise ValueError("not a date in the form YYYY-MM-DD")
+    return _parse_date(str(value))
+
+
+@_memo
+def _parse_date(value: str) -> date:
+    if not _DATE.fullmatch(value):
         raise ValueError("not a date in the form YYYY-MM-DD")
     return date.fromisoformat(value)
 
@@ -43,6 +64,7 @@ def parse_moment(value: str) -> datetime:
     return parse_time(value)
 
 
+@_memo
 def format_time(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
     # isoformat, not strftime: %Y leaves years before 1000 unpadded ("57-09-18"),
