@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +75,6 @@ class Prepared:
             fixed = {name: value for name, value in form.params.items() if value is not None}
             compiled = self._compiled[dialect.name] = (form.string, names, fixed)
         return compiled
-
-
-def utc(value: datetime | str) -> datetime:
-    """A UTC column as read by the driver: SQLite gives text, psycopg a naive datetime."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC)
 
 
 class Reader:

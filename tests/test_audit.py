@@ -103,6 +103,21 @@ def test_index_tables_must_agree_with_the_log(registry, runner, app):
     assert "licence MKAEOF1" in result.stderr
 
 
+def test_facts_kept_for_verification_must_match_the_statement(registry, runner, app, client):
+    # Verification answers from licence_version.facts: a changed status there would change answers.
+    registry.add_party("MK")
+    registry.put("MKAEOF1", licence_fields())
+    operator = licence_fields()["operator"]["id"]
+    _tamper(app, "UPDATE licence_version SET facts = replace(facts, '\"active\"', '\"revoked\"') "
+                 "WHERE certificate = 'MKAEOF1'")
+    answer = client.get(f"/api/v1/verify/{operator}", headers=registry.headers("MK", "customs")).get_json()
+    assert answer["verification"]["results"][0]["reason"] == "revoked"  # what the audit must catch
+    result = _audit(runner)
+    assert result.exit_code == 1
+    assert "licence MKAEOF1" in result.stderr
+    assert "the facts indexed for verification differ from the statement" in result.stderr
+
+
 def test_publishing_refuses_to_sign_over_tampered_hashes(registry, app):
     registry.add_party("MK")
     registry.put("MKAEOF1", licence_fields())

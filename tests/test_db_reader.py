@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import Integer, bindparam, select, text
 
 from registry import db
 from registry.models import LogHead
-from registry.services import tokens, verification
+from registry.services import licences, tokens, verification
 
 from .helpers import licence_fields, licence_payload, operator_id, sign_licence
 
@@ -27,19 +29,24 @@ def test_a_dropped_connection_is_replaced_once(registry, app):
         assert reader.one(HEAD) == (registry.log_size(),)
 
 
-def test_parsed_versions_are_a_pure_memo_of_the_statement(registry):
+def test_parsed_versions_are_a_pure_memo_of_the_facts(registry):
     registry.add_party("MK")
     key = registry.own_key("MK")
-    first = sign_licence(key, licence_payload("MKAEOF1", 1))
-    other = sign_licence(key, licence_payload("MKAEOF1", 1, status="suspended"))
+    logged_at = datetime(2026, 11, 27, 10, tzinfo=UTC)
+    first = licences.facts_text(licence_payload("MKAEOF1", 1), logged_at, key.kid)
+    other = licences.facts_text(licence_payload("MKAEOF1", 1, status="suspended"), logged_at, key.kid)
+    later = licences.facts_text(licence_payload("MKAEOF1", 1, status="suspended"),
+                                logged_at + timedelta(seconds=1), key.kid)
+    statement = sign_licence(key, licence_payload("MKAEOF1", 1))
     memo = verification.ParsedVersions(capacity=2)
-    version = memo.get(7, first, "2026-11-27 10:00:00", key.kid)
-    assert memo.get(7, first, "2026-11-27 10:00:00", key.kid) is version
-    # The same index with another statement (another database, a restored copy) is parsed anew.
-    assert memo.get(7, other, "2026-11-27 10:00:00", key.kid).status == "suspended"
-    assert memo.get(7, other, "2026-11-27 10:00:01", key.kid).logged_at.second == 1
+    version = memo.get(7, first)
+    assert memo.get(7, first) is version and version.statement is None
+    # The same index with other facts (another database, a restored copy) is parsed anew.
+    assert memo.get(7, other).status == "suspended"
+    assert memo.get(7, later).logged_at.second == 1
+    assert memo.get(7, later, statement).statement == statement
     for idx in (8, 9):
-        memo.get(idx, first, "2026-11-27 10:00:00", key.kid)
+        memo.get(idx, first)
     assert len(memo._entries) == 2
 
 

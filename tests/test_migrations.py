@@ -6,7 +6,7 @@ from registry import migrate
 from registry.db import make_engine
 from registry.models import Base
 
-from .helpers import licence_fields
+from .helpers import licence_fields, operator_id
 
 
 def test_upgrade_head_on_an_empty_database_then_check(database_url):
@@ -58,5 +58,28 @@ def test_0002_fills_partner_consent_from_the_statements(registry, database_url):
         with engine.connect() as connection:
             rows = dict(connection.execute(text("SELECT certificate, consent_partners FROM licence")).all())
         assert rows == {"MKAEOF1": True, "MKAEOF2": False}
+    finally:
+        engine.dispose()
+
+
+def test_0004_fills_the_facts_publishing_writes(registry, database_url):
+    registry.add_party("MK")
+    first, suspended = licence_fields(), licence_fields(status="suspended", reason="audit")
+    for fields in (first, suspended):
+        fields["operator"]["aliases"] = [operator_id("MK", 9)]
+    for certificate, fields in (("MKAEOF1", first), ("MKAEOF1", suspended), ("MKAEOF2", licence_fields(serial=2))):
+        response = registry.put(certificate, fields)
+        assert response.status_code in (200, 201), response.get_json()
+    engine = make_engine(database_url)
+    query = text("SELECT log_index, facts FROM licence_version ORDER BY log_index")
+    try:
+        with engine.connect() as connection:
+            published = connection.execute(query).all()
+        migrate.downgrade(engine, "0003")
+        migrate.upgrade(engine, "0004")
+        with engine.connect() as connection:
+            assert connection.execute(query).all() == published
+        assert len(published) == 3 and all('"logged_at"' in facts for _, facts in published)
+        migrate.check(engine)
     finally:
         engine.dispose()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from registry.domain.agreement import AgreementVersion, Direction, expand_directions, version_at
 from registry.domain.licence import LicenceVersion, effective_type, type_covered
+from registry.domain.licence import facts as licence_facts
 from registry.domain.recognition import REASONS, recognise
+
+from .test_canonical import licence_payloads
 
 OP = "MK4030000375897"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -225,3 +231,17 @@ def test_type_coverage():
     assert type_covered("AEOF", ("AEOS",))
     assert not type_covered("AEOC", ("AEOS", "AEOF"))
     assert not type_covered("AEOS", ("AEOC",))
+
+
+@settings(max_examples=200, deadline=None)
+@given(licence_payloads(), st.booleans(), st.sampled_from([datetime(2026, 11, 27, 10, tzinfo=UTC),
+                                                           datetime(2026, 11, 27, 10, 0, 0, 250, tzinfo=UTC)]))
+def test_a_version_read_from_its_facts_is_the_version_read_from_its_statement(payload, keep_effective_at, logged_at):
+    # Verification reads licence_version.facts, never the statement: both must give the same version.
+    if not keep_effective_at:
+        del payload["effective_at"]
+    payload["operator"]["aliases"] = payload["operator"]["aliases"] or None
+    kept = json.loads(json.dumps(licence_facts(payload, logged_at=logged_at, kid="k1")))  # stored as JSON
+    assert "address" not in kept["operator"] and "reason" not in kept
+    assert LicenceVersion.from_facts(kept, log_index=5, statement="s") == LicenceVersion.from_payload(
+        payload, log_index=5, logged_at=logged_at, kid="k1", statement="s")

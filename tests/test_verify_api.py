@@ -186,6 +186,21 @@ def test_batch_of_5000_in_order_with_malformed_ids_reported(world):
             assert result["error"].startswith(f"operator_ids.{n}: ")
 
 
+def test_batch_reports_an_invalid_tax_number_only_for_ids_it_does_not_hold(world):
+    # The national check runs after the lookup in a batch; its answer must not change.
+    ids = ["MK4030000375890", MK_OP, "mk-4030000375890", MK_ALIAS]  # bad check digit, twice
+    response = world.client.post("/api/v1/verify:batch", json={"operator_ids": ids},
+                                 headers=world.headers("AL", "customs"))
+    assert response.status_code == 200
+    bad, known, bad_again, alias = response.get_json()["verification"]["results"]
+    for position, result in ((0, bad), (2, bad_again)):
+        assert result["reason"] == "unknown_operator" and result["licences"] == []
+        assert result["error"] == f"operator_ids.{position}: 4030000375890 is not a valid MK EDB: " \
+            "The number's checksum or check digit is invalid."
+        assert result["operator_id"] == ids[position]
+    assert known["recognised"] and alias["recognised"] and "error" not in known
+
+
 def test_batch_limit_and_statements_on_request(world):
     response = world.client.post("/api/v1/verify:batch", json={"operator_ids": [MK_OP] * 5001},
                                  headers=world.headers("AL", "customs"))

@@ -93,9 +93,18 @@ def operator_id(raw: str) -> str:
     return value
 
 
+def operator_id_form(raw: str) -> str:
+    """The normalised operator id, its form checked but not yet its national number.
+
+    For a caller that looks the id up first: an id the registry holds passed
+    the national check when it was published, so only ids not found need it.
+    """
+    return _normalised(raw, OPERATOR_ID,
+                       "two letters of a party code and 1 to 15 letters or digits, e.g. MK4030000375897")
+
+
 def _checked_operator_id(raw: str) -> str:
-    value = _normalised(raw, OPERATOR_ID,
-                        "two letters of a party code and 1 to 15 letters or digits, e.g. MK4030000375897")
+    value = operator_id_form(raw)
     check_national_part(value[:2], value[2:])
     return value
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from . import identifiers
-from .timefmt import parse_date, parse_time
+from .timefmt import format_time, parse_date, parse_time
 
 TYPES = ("AEOC", "AEOS", "AEOF")
 STATUSES = ("active", "suspended", "revoked", "annulled")
@@ -83,6 +83,27 @@ def type_covered(licence_type: str, covered: frozenset[str] | tuple[str, ...]) -
     return licence_type == "AEOF" and bool({"AEOC", "AEOS"} & set(covered))
 
 
+# The payload fields a LicenceVersion is made of; the rest (address, reason)
+# only the statement carries.
+_FACT_FIELDS = ("certificate", "party", "version", "type", "status", "suspended_scope", "valid_from",
+                "valid_until", "effective_at", "consent")
+
+
+def facts(payload: dict[str, Any], *, logged_at: datetime, kid: str) -> dict[str, Any]:
+    """What ``LicenceVersion`` needs of a logged statement, and of its log entry, as JSON values.
+
+    Kept beside each version (a few hundred bytes) so that answering reads
+    neither the signed statement nor its log entry; the audit holds the two
+    to each other. ``LicenceVersion.from_facts`` reads it back.
+    """
+    projected = {name: payload[name] for name in _FACT_FIELDS if name in payload}
+    operator = payload["operator"]
+    projected["operator"] = {"id": operator["id"], "name": operator["name"], "aliases": operator.get("aliases") or []}
+    projected["logged_at"] = format_time(logged_at)
+    projected["kid"] = kid
+    return projected
+
+
 @dataclass(frozen=True)
 class LicenceVersion:
     """One logged version of a licence, as the recognition rules need it."""
@@ -142,3 +163,9 @@ class LicenceVersion:
             kid=kid,
             statement=statement,
         )
+
+    @classmethod
+    def from_facts(cls, facts: dict[str, Any], *, log_index: int, statement: str | None = None) -> LicenceVersion:
+        """From what ``facts`` kept: the same version ``from_payload`` gives from the statement."""
+        return cls.from_payload(facts, log_index=log_index, logged_at=parse_time(facts["logged_at"]),
+                                kid=facts["kid"], statement=statement)

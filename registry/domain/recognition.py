@@ -126,11 +126,51 @@ def histories(versions: Iterable[LicenceVersion]) -> list[list[LicenceVersion]]:
     return [list(group) for _, group in groupby(ordered, key=lambda v: v.certificate)]
 
 
+class AgreementsInEffect:
+    """The version of each agreement in effect at ``at``, and what they give each licence type.
+
+    Whether agreements recognise a type issued by one party for a verifier
+    is the same for every operator of that party: a batch of answers works
+    it out once per (verifier, issuer, type), not once per operator.
+    """
+
+    def __init__(self, agreement_versions: Iterable[AgreementVersion], at: datetime):
+        self.at = at
+        self.versions = agreements_at(agreement_versions, at)
+        self._outcomes: dict[tuple[str, str, str], tuple[str, Recognition | None]] = {}
+
+    def outcome(self, verifier: str, issuer: str, licence_type: str) -> tuple[str, Recognition | None]:
+        """``("recognised", best)``, ``("type_not_covered", None)`` or ``("no_agreement", None)``."""
+        key = (verifier, issuer, licence_type)
+        found = self._outcomes.get(key)
+        if found is None:
+            found = self._outcomes[key] = self._work_out(verifier, issuer, licence_type)
+        return found
+
+    def _work_out(self, verifier: str, issuer: str, licence_type: str) -> tuple[str, Recognition | None]:
+        day = self.at.date()
+        directions = [
+            (agreement, direction)
+            for agreement in self.versions
+            if agreement.in_force(day) and (direction := agreement.direction(verifier, issuer)) is not None
+        ]
+        if not directions:
+            return "no_agreement", None
+        covering = [
+            Recognition("agreement", agreement.id, direction.types, agreement.benefits)
+            for agreement, direction in directions
+            if type_covered(licence_type, direction.types)
+        ]
+        if not covering:
+            return "type_not_covered", None
+        return "recognised", min(covering, key=lambda r: (-len(r.benefits), r.agreement))
+
+
 def _assess(
     history: Sequence[LicenceVersion],
     verifier: str,
     at: datetime,
-    agreements: Sequence[AgreementVersion],
+    agreements: AgreementsInEffect,
 ) -> Assessment:
     latest = history[-1]
     partner = verifier != latest.party
@@ -159,23 +199,8 @@ def _assess(
     licence_type = effective_type(in_effect.type, in_effect.suspended_scope)
     if not partner:
         return Assessment("recognised", in_effect, Recognition("national", None, (licence_type,), ()))
-    directions = [
-        (agreement, direction)
-        for agreement in agreements
-        if agreement.in_force(day)
-        and (direction := agreement.direction(verifier, in_effect.party)) is not None
-    ]
-    if not directions:
-        return Assessment("no_agreement", in_effect)
-    covering = [
-        Recognition("agreement", agreement.id, direction.types, agreement.benefits)
-        for agreement, direction in directions
-        if type_covered(licence_type, direction.types)
-    ]
-    if not covering:
-        return Assessment("type_not_covered", in_effect)
-    best = min(covering, key=lambda r: (-len(r.benefits), r.agreement))
-    return Assessment("recognised", in_effect, best)
+    reason, recognition = agreements.outcome(verifier, in_effect.party, licence_type)
+    return Assessment(reason, in_effect, recognition)
 
 
 def agreements_at(agreement_versions: Iterable[AgreementVersion], at: datetime) -> list[AgreementVersion]:
@@ -200,14 +225,14 @@ def recognise(
     revoked_keys: Mapping[str, datetime] | None = None,
     undisclosed: tuple[str, Collection[str]] | None = None,
     *,
-    in_effect: Sequence[AgreementVersion] | None = None,
+    in_effect: AgreementsInEffect | None = None,
 ) -> Result:
     """Answer for ``operator_id`` (already normalised) from the logged statements.
 
     ``licence_versions`` may hold any versions; those of licences that never
     named ``operator_id`` as id or alias are ignored. ``agreement_versions``
     holds every logged version of every agreement; a caller answering many
-    ids at one ``at`` may pass ``in_effect=agreements_at(agreement_versions, at)``
+    ids at one ``at`` may pass ``in_effect=AgreementsInEffect(agreement_versions, at)``
     once instead. ``undisclosed`` is a snapshot's (salt, digests) of ids whose
     licences the verifier may not see.
     """
@@ -220,8 +245,11 @@ def recognise(
         if undisclosed and undisclosed_digest(undisclosed[0], operator_id) in undisclosed[1]:
             return Result(operator_id, "no_consent")
         return Result(operator_id, "unknown_operator")
-    agreements = in_effect if in_effect is not None else agreements_at(agreement_versions, at)
-    assessments = sorted((_assess(h, verifier, at, agreements) for h in mine), key=lambda a: a.rank)
+    agreements = in_effect if in_effect is not None else AgreementsInEffect(agreement_versions, at)
+    if len(mine) == 1:  # most operators: one licence
+        assessments = [_assess(mine[0], verifier, at, agreements)]
+    else:
+        assessments = sorted((_assess(h, verifier, at, agreements) for h in mine), key=lambda a: a.rank)
     best = assessments[0]
     disclosed = tuple(a.shown for a in assessments if a.shown is not None)
     return Result(operator_id, best.reason, best.recognition, best.shown, disclosed)

@@ -32,6 +32,7 @@ from ..domain.party_keys import KeyValidity
 from ..domain.timefmt import format_time, parse_time
 from ..keyring import Keyring
 from ..models import Checkpoint, Licence, LicenceVersion, LogEntry, LogHead, LogNode, PartyKey
+from . import licences
 
 _BATCH = 10_000
 _MAX_FAULTS = 1000
@@ -236,6 +237,10 @@ class _Replay:
         if (payload["certificate"], payload["party"], payload["version"]) != (
                 entry.subject, entry.party_code, entry.version):
             raise ValueError("statement's certificate, party or version differs from the leaf's")
+        if entry.facts is None:
+            report.fault(f"{where}: licence version not indexed")
+        elif entry.facts != licences.facts_text(payload, entry.logged_at, entry.kid):
+            report.fault(f"{where}: the facts indexed for verification differ from the statement")
         previous = self.licences.get(entry.subject)
         expected_version = previous[0] + 1 if previous else 1
         if entry.version != expected_version:
@@ -266,8 +271,9 @@ def _canonical(value: Any, text: str) -> bool:
         return False
 
 
+# With each licence version's facts (the same read: the join is on a unique index).
 _ENTRY_COLUMNS = (LogEntry.idx, LogEntry.kind, LogEntry.party_code, LogEntry.subject, LogEntry.version,
-                  LogEntry.kid, LogEntry.statement, LogEntry.leaf, LogEntry.logged_at)
+                  LogEntry.kid, LogEntry.statement, LogEntry.leaf, LogEntry.logged_at, LicenceVersion.facts)
 
 
 def _entries(session: Session, kind: str | None = None) -> Iterator[Row]:
@@ -275,7 +281,8 @@ def _entries(session: Session, kind: str | None = None) -> Iterator[Row]:
     connection = session.connection()
     after = -1
     while True:
-        query = select(*_ENTRY_COLUMNS).where(LogEntry.idx > after).order_by(LogEntry.idx).limit(_BATCH)
+        query = (select(*_ENTRY_COLUMNS).outerjoin(LicenceVersion, LicenceVersion.log_index == LogEntry.idx)
+                 .where(LogEntry.idx > after).order_by(LogEntry.idx).limit(_BATCH))
         if kind is not None:
             query = query.where(LogEntry.kind == kind)
         batch = connection.execute(query).all()

@@ -329,6 +329,11 @@ def publish(session: Session, keyring: Keyring, party: str, items: Sequence[tupl
     return results, size
 
 
+def facts_text(payload: dict[str, Any], logged_at: datetime, kid: str) -> str:
+    """The ``licence_version.facts`` of a version: written when it is logged, checked by ``audit``."""
+    return canonical_json(licence.facts(payload, logged_at=logged_at, kid=kid)).decode()
+
+
 def _index(session: Session, states: dict[str, _State], pending: Sequence[_Pending], indices: Sequence[int],
            now: datetime) -> None:
     """Write the rows that find and order the new log entries."""
@@ -352,7 +357,8 @@ def _index(session: Session, states: dict[str, _State], pending: Sequence[_Pendi
             "updated_at": now,
             "log_index": index,
         }
-        versions.append({"certificate": item.certificate, "version": loaded["version"], "log_index": index})
+        versions.append({"certificate": item.certificate, "version": loaded["version"], "log_index": index,
+                         "facts": facts_text(item.payload, now, item.kid)})
         known = seen.setdefault(item.certificate, set())
         for identifier in [operator["id"], *operator["aliases"]]:
             if identifier not in known:

@@ -1,5 +1,10 @@
 """Signed verification answers, computed at a checkpoint from logged statements.
 
+Licence versions are read from the facts kept beside each version
+(``licence_version.facts``, a projection of its statement that `audit`
+holds to it), so a lookup does not read the statements themselves unless the
+answer includes them.
+
 The answer is a pure function of the statements logged below the checkpoint's
 tree size and of ``at``: versions logged later (by a publish racing this read)
 are left out, so anyone replaying the log gets the same results.
@@ -15,16 +20,17 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, bindparam, join, select
 from sqlalchemy.orm import Session
 
 from ..crypto import jws
 from ..crypto.canonical import canonical_json
-from ..db import Prepared, Reader, utc
+from ..db import Prepared, Reader
 from ..domain import identifiers
 from ..domain.agreement import AgreementVersion
 from ..domain.licence import LicenceVersion
-from ..domain.recognition import Result, agreements_at, recognise
+from ..domain.recognition import AgreementsInEffect, Result, recognise
 from ..domain.timefmt import format_time
 from ..errors import InvalidInputError, NotFoundError, UnavailableError
 from ..keyring import Keyring
@@ -103,27 +109,26 @@ def current(session: Session) -> Snapshot:
 
 
 class ParsedVersions:
-    """Licence versions parsed from their statements, the most recently used kept.
+    """Licence versions read from their facts, the most recently used kept.
 
-    A pure memo of ``LicenceVersion.from_payload``: an entry is used only when
-    the row gives the very same statement, time and key, so it can never
-    change an answer, whatever database or restored copy the row came from.
+    A pure memo of ``LicenceVersion.from_facts``: an entry is used only when
+    the row gives the very same facts (and statement), so it can never change
+    an answer, whatever database or restored copy the row came from.
     """
 
     def __init__(self, capacity: int = 20_000):
         self.capacity = capacity
-        self._entries: OrderedDict[int, tuple[tuple[str, Any, str], LicenceVersion]] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[tuple[str, str | None], LicenceVersion]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, idx: int, statement: str, logged_at: Any, kid: str) -> LicenceVersion:
-        source = (statement, logged_at, kid)
+    def get(self, idx: int, facts: str, statement: str | None = None) -> LicenceVersion:
+        source = (facts, statement)
         with self._lock:
             entry = self._entries.get(idx)
             if entry is not None and entry[0] == source:
                 self._entries.move_to_end(idx)
                 return entry[1]
-        version = LicenceVersion.from_payload(jws.logged_payload(statement), log_index=idx,
-                                              logged_at=utc(logged_at), kid=kid, statement=statement)
+        version = LicenceVersion.from_facts(orjson.loads(facts), log_index=idx, statement=statement)
         with self._lock:
             self._entries[idx] = (source, version)
             self._entries.move_to_end(idx)
@@ -135,23 +140,28 @@ class ParsedVersions:
 PARSED = ParsedVersions()
 
 
-_VERSION_COLUMNS = (LicenceIdentifier.identifier, LogEntry.idx, LogEntry.statement, LogEntry.logged_at, LogEntry.kid)
-# Every version of every licence an identifier ever named.
-_VERSIONS = (
-    join(LicenceIdentifier, LicenceVersionRow, LicenceVersionRow.certificate == LicenceIdentifier.certificate)
-    .join(LogEntry, LogEntry.idx == LicenceVersionRow.log_index)
-)
+# Every version of every licence an identifier ever named, logged below a size:
+# its facts alone, or with its statement (one more row to read, in the log).
+_FACT_COLUMNS = (LicenceIdentifier.identifier, LicenceVersionRow.log_index, LicenceVersionRow.facts)
+_VERSIONS = join(LicenceIdentifier, LicenceVersionRow, LicenceVersionRow.certificate == LicenceIdentifier.certificate)
+_WITH_STATEMENTS = _VERSIONS.join(LogEntry, LogEntry.idx == LicenceVersionRow.log_index)
 
 
-def _versions_query(condition) -> Prepared:
-    return Prepared(select(*_VERSION_COLUMNS).select_from(_VERSIONS).where(condition, LogEntry.idx < bindparam("size")))
+def _versions_query(condition, statements: bool) -> Prepared:
+    columns = (*_FACT_COLUMNS, LogEntry.statement) if statements else _FACT_COLUMNS
+    return Prepared(select(*columns).select_from(_WITH_STATEMENTS if statements else _VERSIONS)
+                    .where(condition, LicenceVersionRow.log_index < bindparam("size")))
 
 
 # Built once: one id (the common case), or a full chunk of ids (the last chunk
 # is padded with a repeated id, so one statement serves every batch).
-_ONE_ID = _versions_query(LicenceIdentifier.identifier == bindparam("identifier"))
 _ID_NAMES = tuple(f"i{n}" for n in range(_CHUNK))
-_MANY_IDS = _versions_query(LicenceIdentifier.identifier.in_([bindparam(name) for name in _ID_NAMES]))
+_QUERIES = {
+    (many, statements): _versions_query(
+        LicenceIdentifier.identifier.in_([bindparam(name) for name in _ID_NAMES]) if many
+        else LicenceIdentifier.identifier == bindparam("identifier"), statements)
+    for many in (False, True) for statements in (False, True)
+}
 
 
 # The token check, the log's size and one id's versions below that size, in
@@ -160,11 +170,12 @@ _MANY_IDS = _versions_query(LicenceIdentifier.identifier.in_([bindparam(name) fo
 # below the size the same row gives. A chain of left joins rather than one
 # join nested in another: SQLite would build the nested one apart first.
 _TOKEN_AND_ONE_ID = Prepared(
-    tokens.lookup_select(*_VERSION_COLUMNS)
+    tokens.lookup_select(*_FACT_COLUMNS[1:], LogEntry.statement)
     .outerjoin(LicenceIdentifier, and_(LicenceIdentifier.identifier == bindparam("identifier"),
                                        ApiToken.id.is_not(None)))
-    .outerjoin(LicenceVersionRow, LicenceVersionRow.certificate == LicenceIdentifier.certificate)
-    .outerjoin(LogEntry, and_(LogEntry.idx == LicenceVersionRow.log_index, LogEntry.idx < LogHead.tree_size))
+    .outerjoin(LicenceVersionRow, and_(LicenceVersionRow.certificate == LicenceIdentifier.certificate,
+                                       LicenceVersionRow.log_index < LogHead.tree_size))
+    .outerjoin(LogEntry, LogEntry.idx == LicenceVersionRow.log_index)
     .where(LogHead.id == 1)
 )
 
@@ -180,28 +191,33 @@ def authenticate_one(reader: Reader, token: str, raw_id: str) -> tokens.Caller |
     except identifiers.IdentifierError:
         return tokens.authenticate(reader, token)
     rows = reader.all(_TOKEN_AND_ONE_ID, token_hash=tokens.token_hash(token), identifier=identifier)
-    versions = [PARSED.get(idx, statement, logged_at, kid)
-                for _, _, _, _, _, idx, statement, logged_at, kid in rows if idx is not None]
+    versions = [PARSED.get(idx, facts, statement)
+                for _, _, _, _, idx, facts, statement in rows if idx is not None]
     return tokens.caller_of(rows[0] if rows else None, prefetched={identifier: versions})
 
 
-def licence_versions(reader: Reader, wanted: Iterable[str], size: int) -> dict[str, list[LicenceVersion]]:
-    """Every version, logged below ``size``, of each licence that ever named each identifier."""
+def licence_versions(reader: Reader, wanted: Iterable[str], size: int,
+                     statements: bool = False) -> dict[str, list[LicenceVersion]]:
+    """Every version, logged below ``size``, of each licence that ever named each identifier.
+
+    ``statements``: with each version's signed statement (``LicenceVersion.statement``).
+    """
     wanted = sorted(set(wanted))
     found: dict[str, list[LicenceVersion]] = {identifier: [] for identifier in wanted}
     if len(wanted) == 1:
-        chunks = [reader.all(_ONE_ID, identifier=wanted[0], size=size)]
+        chunks = [reader.all(_QUERIES[False, statements], identifier=wanted[0], size=size)]
     else:
         runs = []
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
             chunk += [chunk[-1]] * (_CHUNK - len(chunk))
             runs.append({"size": size, **dict(zip(_ID_NAMES, chunk, strict=True))})
-        chunks = reader.each(_MANY_IDS, runs)
+        chunks = reader.each(_QUERIES[True, statements], runs)
     # Each chunk parsed as it comes, while the database works on the next.
+    get = PARSED.get
     for rows in chunks:
-        for identifier, idx, statement, logged_at, kid in rows:
-            found[identifier].append(PARSED.get(idx, statement, logged_at, kid))
+        for identifier, idx, facts, *statement in rows:
+            found[identifier].append(get(idx, facts, *statement))
     return found
 
 
@@ -229,9 +245,12 @@ def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
     """One result per id asked, in order; a malformed id gets an ``error`` and no lookup."""
     normalised: list[str | None] = []
     problems: dict[int, str] = {}
+    # A batch checks national numbers (~10 us an id) only for the ids it does
+    # not find below: an id the registry holds passed that check when published.
+    form = identifiers.operator_id if query.single else identifiers.operator_id_form
     for position, raw in enumerate(query.operator_ids):
         try:
-            normalised.append(identifiers.operator_id(raw))
+            normalised.append(form(raw))
         except identifiers.IdentifierError as exc:
             if query.single:
                 raise InvalidInputError(f"operator_id: {exc}", {"operator_id": [str(exc)]}) from exc
@@ -241,9 +260,16 @@ def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
     if prefetched is not None and prefetched.keys() >= set(wanted):
         versions = prefetched  # read below snapshot.size with the token (authenticate_one)
     else:
-        versions = licence_versions(reader, wanted, snapshot.size)
+        versions = licence_versions(reader, wanted, snapshot.size, query.include_statements)
+    for position, identifier in enumerate(normalised):
+        if identifier is not None and not versions[identifier]:
+            try:
+                identifiers.operator_id(query.operator_ids[position])
+            except identifiers.IdentifierError as exc:
+                normalised[position] = None
+                problems[position] = str(exc)
     agreement_versions, revoked = snapshot.agreements, snapshot.revoked
-    in_effect = agreements_at(agreement_versions, at)
+    in_effect = AgreementsInEffect(agreement_versions, at)
     results = []
     for position, identifier in enumerate(normalised):
         if identifier is None:
