@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.crypto import jws, keys
-from registry.crypto.canonical import _fast_path_applies, canonical_json, is_canonical
+from registry.crypto.canonical import _fast_path_applies, canonical_json, canonical_json_typed, is_canonical
+from registry.domain.agreement import AgreementVersion
 from registry.domain.recognition import Result, licence_json
 from registry.services import log
 
@@ -35,11 +36,20 @@ def _reference(value):
         return type(exc)
 
 
-def _ours(value):
+def _outcome(encode, value):
     try:
-        return canonical_json(value)
+        return encode(value)
     except (rfc8785.CanonicalizationError, UnicodeEncodeError) as exc:  # the reference raises both
         return type(exc)
+
+
+def _ours(value):
+    return _outcome(canonical_json, value)
+
+
+class _Key(str):
+    def __lt__(self, other):  # a subclass may order itself differently: left to the reference
+        return not str.__lt__(self, other)
 
 
 @settings(max_examples=400, deadline=None)
@@ -107,6 +117,48 @@ def test_licence_payloads_match_the_reference(payload):
 @given(answers())
 def test_verification_answers_match_the_reference(answer):
     assert canonical_json(answer) == rfc8785.dumps(answer)
+    assert canonical_json_typed(answer) == rfc8785.dumps(answer)
+
+
+# What canonical_json_typed's callers vouch for: no floats, no non-ASCII keys.
+TYPED_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60) | TEXT,
+    lambda children: st.lists(children, max_size=5) | st.tuples(children, children)
+    | st.dictionaries(st.text(st.characters(max_codepoint=127), max_size=8), children, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TYPED_VALUES)
+def test_typed_values_match_the_reference(value):
+    assert _outcome(canonical_json_typed, value) == _reference(value)
+
+
+@pytest.mark.parametrize("value", [
+    {"a": _Key("x")}, {_Key("b"): 1, _Key("a"): 2}, [date(2026, 1, 1)], [2**53], [-(2**53)], {"a": {1, 2}},
+    [b"x"], {1: 2}, "\ud800", [True.__class__(1)],
+])
+def test_what_the_typed_path_leaves_to_the_reference(value):
+    assert _outcome(canonical_json_typed, value) == _reference(value)
+
+
+def test_licence_and_agreement_versions_refuse_fields_an_answer_could_not_show_as_is():
+    payload = {"certificate": "MKAEOF1", "party": "MK", "version": 1, "type": "AEOF", "status": "active",
+               "valid_from": "2026-01-01", "operator": {"id": "MK4030000375897", "name": "Firm"}}
+    assert _version(payload).version == 1
+    for field, value in (("version", 1.0), ("version", True), ("status", None), ("suspended_scope", 1)):
+        with pytest.raises(ValueError, match="not of its JSON type"):
+            _version({**payload, field: value})
+    with pytest.raises(ValueError, match="not of its JSON type"):
+        _version({**payload, "operator": {"id": "MK4030000375897", "name": 1.5}})
+    agreement = {"id": "A1", "version": 1, "title": "t", "status": "in_force", "in_force_from": "2026-01-01",
+                 "recognition": [{"verifier": "AL", "issuer": "MK", "types": ["AEOC"]}], "benefits": ["b"]}
+    AgreementVersion.from_payload(agreement, log_index=1, logged_at=datetime(2026, 1, 1, tzinfo=UTC))
+    for changed in ({"benefits": [1.5]}, {"recognition": [{"verifier": "AL", "issuer": "MK", "types": [1]}]}):
+        with pytest.raises(ValueError, match="must be strings"):
+            AgreementVersion.from_payload({**agreement, **changed}, log_index=1,
+                                          logged_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 @settings(max_examples=200, deadline=None)
@@ -116,11 +168,6 @@ def test_log_leaves_match_the_reference(kind, party, subject, version, statement
     entry = log.NewEntry(kind, party, subject, version, "kid", statement)
     leaf = log.leaf_for(entry, logged_at)
     assert leaf.encode() == rfc8785.dumps(json.loads(leaf))
-
-
-class _Key(str):
-    def __lt__(self, other):  # a subclass may order itself differently: left to the reference
-        return not str.__lt__(self, other)
 
 
 @pytest.mark.parametrize("value", [

@@ -60,6 +60,30 @@ def canonical_json(value: Any) -> bytes:
     return rfc8785.dumps(value)
 
 
+# orjson itself refuses, here, everything _fast_path_applies would refuse
+# except floats, enums, UUIDs and non-ASCII keys: subclasses, dates and
+# dataclasses go to ``default``, which refuses them, as do other objects.
+_TYPED_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER | orjson.OPT_PASSTHROUGH_SUBCLASS
+                  | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def canonical_json_typed(value: Any) -> bytes:
+    """``canonical_json`` of a value its maker guarantees holds no float, enum, UUID or non-ASCII key.
+
+    Skips the walk over every value (a fifth of a 5,000-id answer's time):
+    orjson refuses the rest of what RFC 8785 writes differently, and what it
+    refuses goes through ``canonical_json``.
+    """
+    try:
+        return orjson.dumps(value, default=_refuse, option=_TYPED_OPTIONS)
+    except orjson.JSONEncodeError:
+        return canonical_json(value)
+
+
 def canonical_text(value: Any) -> str:
     return canonical_json(value).decode()
 

@@ -19,6 +19,11 @@ class Direction:
     issuer: str
     types: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # Shown in answers as they came (see LicenceVersion.__post_init__).
+        if not all(type(t) is str for t in self.types):
+            raise ValueError("a direction's types must be strings")
+
 
 @dataclass(frozen=True)
 class AgreementVersion:
@@ -33,6 +38,11 @@ class AgreementVersion:
     effective_at: datetime
     log_index: int
     statement: str | None = None
+
+    def __post_init__(self) -> None:
+        # Shown in answers as they came (see LicenceVersion.__post_init__).
+        if type(self.id) is not str or not all(type(b) is str for b in self.benefits):
+            raise ValueError(f"agreement {self.id!r}: id and benefits must be strings")
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], *, log_index: int, logged_at: datetime,

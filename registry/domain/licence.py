@@ -127,6 +127,15 @@ class LicenceVersion:
     kid: str
     statement: str | None = None
 
+    def __post_init__(self) -> None:
+        # The fields an answer shows as they came: answers are encoded without
+        # a look at every value (crypto.canonical.canonical_json_typed), so a
+        # float or another type here must stop the version being made at all.
+        if not (type(self.certificate) is str and type(self.party) is str and type(self.type) is str
+                and type(self.status) is str and type(self.operator_name) is str and type(self.version) is int
+                and (self.suspended_scope is None or type(self.suspended_scope) is str)):
+            raise ValueError(f"licence version {self.certificate!r}: a field is not of its JSON type")
+
     @classmethod
     def from_payload(
         cls,

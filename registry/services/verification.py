@@ -25,7 +25,7 @@ from sqlalchemy import and_, bindparam, join, select
 from sqlalchemy.orm import Session
 
 from ..crypto import jws
-from ..crypto.canonical import canonical_json
+from ..crypto.canonical import canonical_json_typed
 from ..db import Prepared, Reader
 from ..domain import identifiers
 from ..domain.agreement import AgreementVersion
@@ -328,7 +328,10 @@ def _answer(reader: Reader, keyring: Keyring, query: Query, snapshot: Snapshot, 
         "checkpoint": checkpoint,
         "results": rendered,
     }
-    payload = canonical_json(verification)
+    # Every value here is made by the registry or taken from a LicenceVersion or
+    # AgreementVersion, whose shown fields are checked when they are made: no
+    # float, enum or UUID can be in it.
+    payload = canonical_json_typed(verification)
     return verification, payload, jws.sign_bytes(payload, keyring.answer_key, jws.TYP_VERIFICATION)
 
 
