@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -243,5 +244,6 @@ def test_a_version_read_from_its_facts_is_the_version_read_from_its_statement(pa
     payload["operator"]["aliases"] = payload["operator"]["aliases"] or None
     kept = json.loads(json.dumps(licence_facts(payload, logged_at=logged_at, kid="k1")))  # stored as JSON
     assert "address" not in kept["operator"] and "reason" not in kept
-    assert LicenceVersion.from_facts(kept, log_index=5, statement="s") == LicenceVersion.from_payload(
-        payload, log_index=5, logged_at=logged_at, kid="k1", statement="s")
+    read = LicenceVersion.from_facts(kept, log_index=5, statement="s")
+    assert read == LicenceVersion.from_payload(payload, log_index=5, logged_at=logged_at, kid="k1", statement="s")
+    assert dataclasses.replace(read) == read  # made past __init__, it holds what __init__ would make

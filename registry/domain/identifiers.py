@@ -53,6 +53,8 @@ def normalise(raw: str) -> str:
     refuses them: ``str.upper`` would turn "ß" into "SS" and "ﬁ" into "FI",
     letting a different spelling pass for an operator's id.
     """
+    if raw.isascii() and raw.isalnum() and raw.isupper():
+        return raw  # already normalised, as nearly every id read back from the registry is
     value = _REMOVED.sub("", raw.strip())
     return value.upper() if value.isascii() else value
 

@@ -152,7 +152,7 @@ class LicenceVersion:
         aliases = {identifiers.normalise(a) for a in operator.get("aliases") or ()}
         effective = payload.get("effective_at")
         consent = payload.get("consent") or {}
-        return cls(
+        fields = dict(
             certificate=payload["certificate"],
             party=payload["party"],
             version=payload["version"],
@@ -172,6 +172,13 @@ class LicenceVersion:
             kid=kid,
             statement=statement,
         )
+        # Made without the dataclass __init__, which sets the 18 fields of a
+        # frozen class one object.__setattr__ at a time: most of the cost of
+        # reading a version, and a 5,000-id answer reads thousands.
+        version = object.__new__(cls)
+        version.__dict__.update(fields)
+        version.__post_init__()
+        return version
 
     @classmethod
     def from_facts(cls, facts: dict[str, Any], *, log_index: int, statement: str | None = None) -> LicenceVersion:
