@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
+from typing import TypeVar
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
+T = TypeVar("T")
 
 
 # The parsers and format_time are memoised: pure, with immutable results, and
@@ -18,17 +21,32 @@ _RFC3339 = re.compile(
 _memo = functools.lru_cache(maxsize=4096)
 
 
+def _parser(form: Callable[[str], object], refusal: str) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
+    """A memoised parser of the strings ``form`` accepts; anything else is ``ValueError(refusal)``.
+
+    Non-strings are refused before the memo, which could not hash a list.
+    """
+    def decorate(parse: Callable[[str], T]) -> Callable[[str], T]:
+        @_memo
+        def memoised(value: str) -> T:
+            if not form(value):
+                raise ValueError(refusal)
+            return parse(value)
+
+        @functools.wraps(parse)
+        def checked(value: str) -> T:
+            if not isinstance(value, str):
+                raise ValueError(refusal)
+            return memoised(str(value))
+
+        return checked
+
+    return decorate
+
+
+@_parser(_RFC3339.match, "not an RFC 3339 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z")
 def parse_time(value: str) -> datetime:
     """An RFC 3339 timestamp with an explicit offset, returned in UTC."""
-    if not isinstance(value, str):
-        raise ValueError("not an RFC 3339 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z")
-    return _parse_time(str(value))
-
-
-@_memo
-def _parse_time(value: str) -> datetime:
-    if not _RFC3339.match(value):
-        raise ValueError("not an RFC 3339 timestamp with a time zone, e.g. 2026-11-27T10:00:00Z")
     if len(value) == 20 and value[19] == "Z":
         # The form every statement the registry writes uses: already UTC, nothing to cut.
         return datetime.fromisoformat(value)
@@ -44,16 +62,8 @@ def _parse_time(value: str) -> datetime:
         raise ValueError("out of the range of representable times") from exc
 
 
+@_parser(_DATE.fullmatch, "not a date in the form YYYY-MM-DD")
 def parse_date(value: str) -> date:
-    if not isinstance(value, str):
-        raise ValueError("not a date in the form YYYY-MM-DD")
-    return _parse_date(str(value))
-
-
-@_memo
-def _parse_date(value: str) -> date:
-    if not _DATE.fullmatch(value):
-        raise ValueError("not a date in the form YYYY-MM-DD")
     return date.fromisoformat(value)
 
 
