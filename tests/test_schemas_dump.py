@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,3 +54,69 @@ def bodies(draw):
 def test_hand_written_dump_equals_the_schema(body):
     loaded = schemas.load(schemas.LicencePayloadSchema(), body)
     assert schemas.licence_payload_json(loaded) == schemas.LicencePayloadSchema().dump(loaded)
+
+
+# --- load_licence_fields: the fast reading of plain input equals the schema's -------------
+
+_NOT_FIELDS = ("certificate", "party", "version")
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2**40) | st.floats(allow_nan=False) | st.text(max_size=400)
+    | st.sampled_from(["", "AEOC", "AEOF", "suspended", "MK", "MK4030000375897", "2024-02-30", "2024-03-01",
+                       "2026-11-27T10:00:00Z", "2026-11-27T10:00:00+01:00"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6)
+
+
+def _fields(body):
+    return {k: v for k, v in body.items() if k not in _NOT_FIELDS}
+
+
+def _schema_load(body):
+    try:
+        return schemas.load(schemas.LicenceFieldsSchema(), body)
+    except schemas.InvalidInputError:
+        return None
+
+
+@st.composite
+def mutated(draw):
+    """A valid body with one value replaced, one key dropped or one key added, anywhere in it."""
+    body = _fields(draw(bodies()))
+    containers = [body, body["operator"], body["consent"]]
+    if isinstance(body["operator"].get("address"), dict):
+        containers.append(body["operator"]["address"])
+    target = draw(st.sampled_from(containers))
+    action = draw(st.sampled_from(["replace", "drop", "add"]))
+    if action == "add" or not target:
+        target[draw(st.text(max_size=10))] = draw(JSON_VALUES)
+    elif action == "drop":
+        del target[draw(st.sampled_from(sorted(target)))]
+    else:
+        target[draw(st.sampled_from(sorted(target)))] = draw(JSON_VALUES)
+    return body
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies())
+def test_fast_licence_fields_read_every_valid_body_as_the_schema_does(body):
+    body = _fields(body)
+    fast = schemas._licence_fields_fast(body)
+    assert fast is not None, "plain valid input must not need the schema"
+    assert fast == _schema_load(body)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(mutated())
+def test_fast_licence_fields_answer_only_where_the_schema_agrees(body):
+    fast = schemas._licence_fields_fast(body)
+    if fast is not None:
+        assert fast == _schema_load(body)
+
+
+def test_fast_licence_fields_leave_errors_to_the_schema():
+    body = _fields({"operator": {"id": "MK4030000375897", "name": "x", "aliases": ["MK4030000375898"]},
+                    "type": "AEOC", "status": "active", "consent": {"partners": True, "public": 1},
+                    "valid_from": "2024-03-01"})
+    with pytest.raises(schemas.InvalidInputError) as caught:
+        schemas.load_licence_fields(body, "statement")
+    assert set(caught.value.errors) == {"statement.operator.aliases.0", "statement.consent.public"}

@@ -32,7 +32,6 @@ from . import log
 from .parties import hosted_signing_key, key_validity
 
 _CHUNK = 500
-_FIELDS_SCHEMA = schemas.LicenceFieldsSchema()
 _STATEMENT_SCHEMA = schemas.StatementSchema()
 
 
@@ -174,7 +173,7 @@ class _Checker:
         if "statement" in body:
             loaded = schemas.load(_STATEMENT_SCHEMA, body)
             return self._check_statement(certificate, loaded["statement"], state, log_index)
-        return self._check_fields(certificate, schemas.load(_FIELDS_SCHEMA, body), state)
+        return self._check_fields(certificate, schemas.load_licence_fields(body), state)
 
     def _check_statement(self, certificate: str, text: str, state: _State | None,
                          log_index: int) -> _Pending | Published:
