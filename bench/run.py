@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import datagen, peers, report, wrk
-from .server import Gunicorn, request
+from .server import Gunicorn, disk_read_bytes, request
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
@@ -327,21 +327,28 @@ class BackendRun:
         connection = self.server.connection()
         try:
             for size in (1000, 5000):
-                timings = []
+                timings, reads = [], []
                 for attempt in range(self.args.batch_repeats + 1):
                     ids = datagen.sample(self.register, size, 0.10, self.rng)
+                    read_before = disk_read_bytes()
                     start = time.perf_counter()
                     status, body = request(connection, "POST", "/api/v1/verify:batch", self.headers,
                                            {"operator_ids": ids, "nonce": f"bench-{attempt}"})
                     elapsed = (time.perf_counter() - start) * 1000
+                    read_after = disk_read_bytes()
                     if status != 200:
                         raise BenchError(f"batch of {size} answered {status}: {body[:500]!r}")
                     if len(json.loads(body)["verification"]["results"]) != size:
                         raise BenchError(f"batch of {size}: wrong number of results")
                     if attempt:  # the first is a warm-up
                         timings.append(elapsed)
+                        if read_before is not None and read_after is not None:
+                            reads.append((read_after - read_before) / 1e6)
                 results[str(size)] = _timings(timings)
-                log(f"{self.backend}: batch of {size}: median {results[str(size)]['median_ms']} ms")
+                if reads:
+                    results[str(size)]["disk_read_mb"] = round(statistics.median(reads), 1)
+                log(f"{self.backend}: batch of {size}: median {results[str(size)]['median_ms']} ms, "
+                    f"{results[str(size)].get('disk_read_mb', '?')} MB read from disk")
         finally:
             connection.close()
         self.figures["batch"] = results
@@ -349,6 +356,7 @@ class BackendRun:
     def proofs(self, size: int) -> None:
         connection = self.server.connection()
         timings: dict[str, list[float]] = {"inclusion": [], "consistency": []}
+        read_before = disk_read_bytes()
         try:
             for attempt in range(self.args.proof_repeats + 1):
                 index = self.rng.randrange(size)
@@ -364,7 +372,11 @@ class BackendRun:
                         timings[name].append(elapsed)
         finally:
             connection.close()
+        read_after = disk_read_bytes()
         self.figures["proofs"] = {name: _timings(values) for name, values in timings.items()}
+        if read_before is not None and read_after is not None:
+            pairs = self.args.proof_repeats + 1
+            self.figures["proofs"]["disk_read_kb_per_pair"] = round((read_after - read_before) / 1e3 / pairs, 1)
         log(f"{self.backend}: proofs at size {size:,}: inclusion {self.figures['proofs']['inclusion']['median_ms']}"
             f" ms, consistency {self.figures['proofs']['consistency']['median_ms']} ms")
 

@@ -42,6 +42,23 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def disk_read_bytes() -> int | None:
+    """Bytes read from the machine's disks so far (whole devices in /proc/diskstats), or None.
+
+    Counted for the machine, not a process: on PostgreSQL the reads are the
+    server's, not the worker's.
+    """
+    try:
+        total = 0
+        for line in Path("/proc/diskstats").read_text().splitlines():
+            parts = line.split()
+            if Path(f"/sys/block/{parts[2]}").exists() and not parts[2].startswith(("loop", "ram")):
+                total += int(parts[5]) * 512  # sectors read, always of 512 bytes here
+        return total
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class Gunicorn:
     def __init__(self, root: Path, env: dict[str, str], port: int, log_file: Path):
         self.root = root
