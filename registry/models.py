@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -131,12 +132,19 @@ class LogEntry(Base):
 
 
 class LogNode(Base):
-    """Hash of the complete subtree of 2**level leaves starting at idx * 2**level."""
+    """Hash of the complete subtree of 2**level leaves starting at idx * 2**level.
+
+    Stored in the order of ``merkle.node_key``, which puts the nodes of one
+    proof together (migration 0005): on SQLite in the table itself, on
+    PostgreSQL in the key's index, which carries the hash.
+    """
 
     __tablename__ = "log_node"
+    __table_args__ = (PrimaryKeyConstraint("node_key", postgresql_include=["hash"]), {"sqlite_with_rowid": False})
 
-    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    node_key: Mapped[int] = mapped_column(BigInteger, autoincrement=False)
+    level: Mapped[int] = mapped_column(SmallInteger)
+    idx: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 

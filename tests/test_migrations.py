@@ -1,8 +1,11 @@
 """The schema comes from Alembic alone, and the models never drift from it."""
 
+import base64
+
 from sqlalchemy import inspect, text
 
 from registry import migrate
+from registry.crypto import merkle
 from registry.db import make_engine
 from registry.models import Base
 
@@ -80,6 +83,39 @@ def test_0004_fills_the_facts_publishing_writes(registry, database_url):
         with engine.connect() as connection:
             assert connection.execute(query).all() == published
         assert len(published) == 3 and all('"logged_at"' in facts for _, facts in published)
+        migrate.upgrade(engine)
         migrate.check(engine)
     finally:
         engine.dispose()
+
+
+def test_0005_keys_the_stored_nodes_and_back(registry, database_url):
+    registry.add_party("MK")
+    for serial in range(1, 12):
+        assert registry.put(f"MKAEOF{serial}", licence_fields(serial=serial)).status_code == 201
+    engine = make_engine(database_url)
+    nodes = text("SELECT level, idx, hash FROM log_node ORDER BY level, idx")
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(nodes).all()
+            keys = dict(connection.execute(text("SELECT node_key, hash FROM log_node")).all())
+        assert len(stored) > 20
+        assert keys == {merkle.node_key((level, idx)): digest for level, idx, digest in stored}
+        migrate.downgrade(engine, "0004")
+        with engine.connect() as connection:
+            assert connection.execute(nodes).all() == stored
+        migrate.upgrade(engine, "0005")
+        with engine.connect() as connection:
+            assert dict(connection.execute(text("SELECT node_key, hash FROM log_node")).all()) == keys
+            assert connection.execute(nodes).all() == stored
+        migrate.upgrade(engine)
+        migrate.check(engine)
+    finally:
+        engine.dispose()
+    # Proofs read through the keys still verify against the signed checkpoint.
+    head = registry.client.get("/api/v1/log").get_json()
+    for index in range(head["tree_size"]):
+        proof = registry.client.get(f"/api/v1/log/proof/inclusion?index={index}&tree_size={head['tree_size']}")
+        merkle.verify_inclusion(index, head["tree_size"], base64.b64decode(proof.get_json()["leaf_hash"]),
+                                [base64.b64decode(h) for h in proof.get_json()["hashes"]],
+                                base64.b64decode(head["root_hash"]))

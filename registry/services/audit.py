@@ -347,8 +347,9 @@ def _replay_log(session: Session, keyring: Keyring, replay: _Replay, report: Rep
         if len(pending_nodes) >= _BATCH * 4:
             _compare_nodes(session, pending_nodes, report)
     _compare_nodes(session, pending_nodes, report)
+    beyond = LogNode.node_key.between(merkle.node_key((0, frontier.size)), merkle.node_key((0, merkle.MAX_LEAVES - 1)))
     extra = session.execute(
-        select(func.count()).select_from(LogNode).where(LogNode.level == 0, LogNode.idx >= frontier.size)
+        select(func.count()).select_from(LogNode).where(beyond, LogNode.level == 0)
     ).scalar_one()
     if extra:
         report.fault(f"{extra} stored leaf hashes lie beyond the last entry")
@@ -357,21 +358,21 @@ def _replay_log(session: Session, keyring: Keyring, replay: _Replay, report: Rep
 
 
 def _compare_nodes(session: Session, computed: dict[tuple[int, int], bytes], report: Report) -> None:
-    """Stored hashes against the ones the leaves give; read as one index range per level."""
-    by_level: dict[int, list[int]] = {}
-    for level, index in computed:
-        by_level.setdefault(level, []).append(index)
+    """Stored hashes against the ones the leaves give; read as one key range per band (``merkle.node_key``)."""
     connection = session.connection()
-    for level, indices in by_level.items():
-        stored = dict(connection.execute(
-            select(LogNode.idx, LogNode.hash)
-            .where(LogNode.level == level, LogNode.idx.between(min(indices), max(indices)))).all())
-        missing = sorted(index for index in indices if index not in stored)
-        if missing:
-            report.fault(f"stored log hashes missing: {[(level, index) for index in missing[:5]]}")
-        for index in indices:
-            if index in stored and bytes(stored[index]) != computed[(level, index)]:
-                report.fault(f"stored hash of level {level} node {index} differs from what the leaves give")
+    stored: dict[int, bytes] = {}
+    for low, high in merkle.key_ranges(computed):
+        stored.update(connection.execute(
+            select(LogNode.node_key, LogNode.hash).where(LogNode.node_key.between(low, high))).all())
+    missing = []
+    for (level, index), digest in computed.items():
+        found = stored.get(merkle.node_key((level, index)))
+        if found is None:
+            missing.append((level, index))
+        elif bytes(found) != digest:
+            report.fault(f"stored hash of level {level} node {index} differs from what the leaves give")
+    if missing:
+        report.fault(f"stored log hashes missing: {sorted(missing)[:5]}")
     computed.clear()
 
 

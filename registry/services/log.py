@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..crypto import merkle, note
@@ -90,36 +90,25 @@ def tree_size(source: Source) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _nodes_statement(count: int) -> Prepared:
-    """Stored hashes of ``count`` (level, idx) pairs, joined against a VALUES list.
-
-    Each pair becomes an index search on both backends. Neither a row-value
-    ``(level, idx) IN (...)`` (a full scan on SQLite) nor an OR of a
-    condition per level (an expression SQLAlchemy builds and compiles anew for
-    every proof's shape) is cheap at a million leaves; this text depends only
-    on ``count`` and is built once per count.
-    """
-    pairs = ", ".join(f"(CAST(:l{i} AS INTEGER), CAST(:i{i} AS BIGINT))" for i in range(count))
-    return Prepared(text(f"SELECT n.level, n.idx, n.hash FROM (VALUES {pairs}) AS w "
-                         "JOIN log_node n ON n.level = w.column1 AND n.idx = w.column2"))
+    """Stored hashes of ``count`` node keys, built once per count."""
+    return Prepared(select(LogNode.node_key, LogNode.hash)
+                    .where(LogNode.node_key.in_([bindparam(f"k{i}") for i in range(count)])))
 
 
 def fetch_nodes(source: Source, nodes: Iterable[merkle.Node]) -> dict[merkle.Node, bytes]:
     """Stored hashes of complete subtrees; they never change once written, so any
     reader will do, in a transaction or not."""
-    wanted = sorted(set(nodes))
+    by_key = {merkle.node_key(node): node for node in set(nodes)}
+    keys = sorted(by_key)
     found: dict[merkle.Node, bytes] = {}
     reader = _reader(source)
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
-        params = {}
-        for i, (level, index) in enumerate(chunk):
-            params[f"l{i}"] = level
-            params[f"i{i}"] = index
-        rows = reader.all(_nodes_statement(len(chunk)), **params)
-        found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
-    missing = set(wanted) - found.keys()
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start:start + _CHUNK]
+        rows = reader.all(_nodes_statement(len(chunk)), **{f"k{i}": key for i, key in enumerate(chunk)})
+        found.update({by_key[key]: bytes(digest) for key, digest in rows})
+    missing = by_key.keys() - {merkle.node_key(node) for node in found}
     if missing:
-        raise LogCorruptedError(f"stored log hashes missing: {sorted(missing)[:5]}")
+        raise LogCorruptedError(f"stored log hashes missing: {sorted(by_key[key] for key in missing)[:5]}")
     return found
 
 
@@ -191,7 +180,8 @@ def append(session: Session, size: int, entries: Sequence[NewEntry], now: dateti
         index = frontier.size
         leaf = leaf_for(entry, now)
         for level, node_index, digest in frontier.append(merkle.leaf_hash(leaf.encode())):
-            node_rows.append({"level": level, "idx": node_index, "hash": digest})
+            node_rows.append({"node_key": merkle.node_key((level, node_index)), "level": level, "idx": node_index,
+                              "hash": digest})
         entry_rows.append(
             {
                 "idx": index,
