@@ -48,6 +48,25 @@ def test_parsed_versions_are_a_pure_memo_of_the_facts(registry):
     for idx in (8, 9):
         memo.get(idx, first)
     assert len(memo._entries) == 2
+    # A batch reads what is kept but keeps nothing new.
+    kept = memo.get(9, first)
+    assert memo.get(9, first, keep=False) is kept
+    assert memo.get(10, first, keep=False).log_index == 10
+    assert 10 not in memo._entries and 9 in memo._entries
+
+
+def test_a_batch_leaves_the_memo_to_single_lookups(registry, client):
+    registry.add_party("MK")
+    registry.put("MKAEOF000001", licence_fields())
+    headers = registry.headers("MK", "customs")
+    operator_id = licence_fields()["operator"]["id"]
+    verification.PARSED._entries.clear()
+    batch = client.post("/api/v1/verify:batch", json={"operator_ids": [operator_id, "MK4030000375897"]},
+                        headers=headers)
+    assert batch.status_code == 200 and batch.get_json()["verification"]["results"][0]["licences"]
+    assert not verification.PARSED._entries
+    assert client.get(f"/api/v1/verify/{operator_id}", headers=headers).status_code == 200
+    assert len(verification.PARSED._entries) == 1
 
 
 def test_verification_reads_what_the_registry_published(registry, client):

@@ -35,9 +35,11 @@ def _parser(form: Callable[[str], object], refusal: str) -> Callable[[Callable[[
 
         @functools.wraps(parse)
         def checked(value: str) -> T:
+            if type(value) is str:
+                return memoised(value)
             if not isinstance(value, str):
                 raise ValueError(refusal)
-            return memoised(str(value))
+            return memoised(str(value))  # a str subclass, as a plain str
 
         return checked
 

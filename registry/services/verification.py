@@ -121,19 +121,24 @@ class ParsedVersions:
         self._entries: OrderedDict[int, tuple[tuple[str, str | None], LicenceVersion]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, idx: int, facts: str, statement: str | None = None) -> LicenceVersion:
+    def get(self, idx: int, facts: str, statement: str | None = None, keep: bool = True) -> LicenceVersion:
+        """The version from its facts (and statement), kept for the next call only if ``keep``."""
         source = (facts, statement)
-        with self._lock:
-            entry = self._entries.get(idx)
-            if entry is not None and entry[0] == source:
-                self._entries.move_to_end(idx)
-                return entry[1]
+        # OrderedDict.get is one C call, safe without the lock.
+        entry = self._entries.get(idx)
+        if entry is not None and entry[0] == source:
+            if keep:
+                with self._lock:
+                    if idx in self._entries:
+                        self._entries.move_to_end(idx)
+            return entry[1]
         version = LicenceVersion.from_facts(orjson.loads(facts), log_index=idx, statement=statement)
-        with self._lock:
-            self._entries[idx] = (source, version)
-            self._entries.move_to_end(idx)
-            if len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+        if keep:
+            with self._lock:
+                self._entries[idx] = (source, version)
+                self._entries.move_to_end(idx)
+                if len(self._entries) > self.capacity:
+                    self._entries.popitem(last=False)
         return version
 
 
@@ -214,10 +219,12 @@ def licence_versions(reader: Reader, wanted: Iterable[str], size: int,
             runs.append({"size": size, **dict(zip(_ID_NAMES, chunk, strict=True))})
         chunks = reader.each(_QUERIES[True, statements], runs)
     # Each chunk parsed as it comes, while the database works on the next.
-    get = PARSED.get
+    # A batch uses the memo but does not fill it: thousands of ids asked
+    # once would push out the ones single lookups keep asking about.
+    get, keep = PARSED.get, len(wanted) == 1
     for rows in chunks:
         for identifier, idx, facts, *statement in rows:
-            found[identifier].append(get(idx, facts, *statement))
+            found[identifier].append(get(idx, facts, statement[0] if statement else None, keep))
     return found
 
 
