@@ -33,20 +33,14 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 
 
 def post_worker_init(worker):
-    """Tune the garbage collector of each worker once the app is loaded.
+    """Once a worker has loaded the app: tune its garbage collector for batches
+    and start its batch helper, a process that answers half of each large
+    verify batch on the other core (registry/services/batch_helper.py)."""
+    from registry.services import batch_helper
 
-    A verify batch allocates a few hundred thousand short-lived objects; with
-    CPython's default threshold (700) that set off hundreds of young-generation
-    and several full collections per batch, about a third of its time. The
-    app's long-lived objects (modules, routes, schemas) are frozen so full
-    collections skip them, and young collections run every 50,000 allocations
-    (the older generations keep their default ratios).
-    """
-    import gc
-
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(50_000, older, oldest)
+    batch_helper.tune_gc()
+    if worker is not None:
+        batch_helper.start_for(worker.wsgi)
 
 
 def on_starting(server):

@@ -38,6 +38,7 @@ ROWS = (
     ("peak RSS per worker (VmHWM), MB", ("memory", "peak_rss_mb")),
     ("peak private memory per worker (RssAnon + RssShmem, sampled), MB", ("memory", "peak_private_mb")),
     ("peak mapped file pages per worker (RssFile, sampled), MB", ("memory", "peak_file_mb")),
+    ("peak RSS of a worker's batch helper process (VmHWM), MB", ("memory", "helper_peak_rss_mb")),
     ("log size", ("tree_size",)),
 )
 
@@ -82,7 +83,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"load average at start {m['load_average_at_start']}; commit {m['commit']}.",
         "",
         f"Server: gunicorn with gunicorn.conf.py, {results['settings']['workers']} workers × "
-        f"{results['settings']['threads']} threads, REGISTRY_ENV=production; wrk "
+        f"{results['settings']['threads']} threads, REGISTRY_ENV=production, "
+        f"REGISTRY_BATCH_HELPER={results['settings'].get('batch_helper', 'false (before it existed)')}; wrk "
         f"{results['settings']['wrk_threads']} threads, {results['settings']['connections']} connections, "
         f"{results['settings']['rounds']} alternating rounds of {results['settings']['wrk_seconds']} s "
         f"(median round shown); verify over random known ids with 10% unknown ones.",

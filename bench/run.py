@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
 SPLIT_ATTEMPTS = 5  # tries of a wrk round that lands every connection on one worker
+SERVER_SHAPE = ("REGISTRY_WORKERS", "REGISTRY_THREADS", "REGISTRY_BATCH_HELPER", "REGISTRY_BATCH_SPLIT_MIN")
 KEPT = "database-url.txt"  # where --keep leaves the kept database's URL, for --reuse and bench.micro
 POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 PORTS = range(5200, 5300)
@@ -159,7 +160,8 @@ class BackendRun:
                 raise BenchError(f"--reuse: nothing kept in {self.folder}; build with --keep first")
             self.database.url = (self.folder / KEPT).read_text().strip()
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
+            # The registry's settings are the bench's, except the server's shape, which a run may vary.
+            **{k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_") or k in SERVER_SHAPE},
             "REGISTRY_DATABASE_URL": self.database.url,
             "REGISTRY_KEYS_DIR": str(self.folder / "keys"),
             "REGISTRY_LOG_ORIGIN": "aeo-registry.bench/log",
@@ -472,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
                                "settings": {"wrk_seconds": args.wrk_seconds, "rounds": args.rounds,
                                             "connections": 16, "wrk_threads": 2, "unknown_share": 0.10,
                                             "workers": int(os.environ.get("REGISTRY_WORKERS", "2")),
-                                            "threads": int(os.environ.get("REGISTRY_THREADS", "4"))},
+                                            "threads": int(os.environ.get("REGISTRY_THREADS", "4")),
+                                            "batch_helper": os.environ.get("REGISTRY_BATCH_HELPER", "true")},
                                "backends": {}}
     try:
         shutil.rmtree(WORK / "data", ignore_errors=True)

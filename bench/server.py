@@ -42,6 +42,20 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _sample(peaks: dict[int, dict[str, int]], pid: int) -> None:
+    figures = _status(pid)
+    peak = peaks.setdefault(pid, dict.fromkeys((*_MEMORY, "private"), 0))
+    for name, value in figures.items():
+        peak[name] = max(peak[name], value)
+    peak["private"] = max(peak["private"], figures.get("RssAnon", 0) + figures.get("RssShmem", 0))
+
+
+def _peaks_mb(peaks: dict[int, dict[str, int]]) -> list[dict]:
+    return [{"pid": pid, "peak_rss_mb": round(p["VmHWM"] / 1024, 1), "rss_mb": round(p["VmRSS"] / 1024, 1),
+             "peak_private_mb": round(p["private"] / 1024, 1), "peak_file_mb": round(p["RssFile"] / 1024, 1)}
+            for pid, p in sorted(peaks.items())]
+
+
 def disk_read_bytes() -> int | None:
     """Bytes read from the machine's disks so far (whole devices in /proc/diskstats), or None.
 
@@ -67,6 +81,7 @@ class Gunicorn:
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
         self.peaks: dict[int, dict[str, int]] = {}  # worker pid -> highest of each figure seen, kB
+        self.helper_peaks: dict[int, dict[str, int]] = {}  # the same for the workers' batch helpers
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
 
@@ -116,21 +131,18 @@ class Gunicorn:
 
     def sample_memory(self) -> None:
         for pid in self.workers():
-            figures = _status(pid)
-            peak = self.peaks.setdefault(pid, dict.fromkeys((*_MEMORY, "private"), 0))
-            for name, value in figures.items():
-                peak[name] = max(peak[name], value)
-            peak["private"] = max(peak["private"], figures.get("RssAnon", 0) + figures.get("RssShmem", 0))
+            _sample(self.peaks, pid)
+            # Each worker's batch helper (registry/services/batch_helper.py), a process of its own.
+            for helper in _children(pid):
+                _sample(self.helper_peaks, helper)
 
     def memory(self) -> dict:
         self.sample_memory()
-        per_worker = [{"pid": pid, "peak_rss_mb": round(p["VmHWM"] / 1024, 1), "rss_mb": round(p["VmRSS"] / 1024, 1),
-                       "peak_private_mb": round(p["private"] / 1024, 1),
-                       "peak_file_mb": round(p["RssFile"] / 1024, 1)}
-                      for pid, p in sorted(self.peaks.items())]
-        return {"workers": per_worker,
+        per_worker, helpers = _peaks_mb(self.peaks), _peaks_mb(self.helper_peaks)
+        return {"workers": per_worker, "helpers": helpers,
                 **{key: max((w[key] for w in per_worker), default=0.0)
-                   for key in ("peak_rss_mb", "peak_private_mb", "peak_file_mb")}}
+                   for key in ("peak_rss_mb", "peak_private_mb", "peak_file_mb")},
+                "helper_peak_rss_mb": max((h["peak_rss_mb"] for h in helpers), default=None)}
 
     def stop(self) -> None:
         self._sampling.clear()

@@ -13,6 +13,7 @@ from . import api, cli, db, headers, web
 from .config import PROJECT_ROOT, ConfigError, Settings
 from .keyring import KeyFileError, Keyring
 from .ratelimit import RateLimiter
+from .services.batch_helper import BatchHelper
 from .services.verification import SnapshotCache
 
 __all__ = ["ConfigError", "create_app"]
@@ -55,6 +56,9 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     app.extensions["registry.snapshots"] = SnapshotCache()
 
     db.init_app(app, db.Database(settings.database_url))
+    if settings.batch_helper:
+        # Started by the server (gunicorn.conf.py), not here: tests and the CLI answer alone.
+        app.extensions["registry.batch_helper"] = BatchHelper(settings.database_url, settings.batch_split_min)
     api.init_app(app)
     web.init_app(app)
     headers.init_app(app)

@@ -80,6 +80,10 @@ class Settings:
     verify_batch_max: int = field(
         default=5_000, metadata={"env": "REGISTRY_VERIFY_BATCH_MAX", "parse": _positive_int}
     )
+    batch_helper: bool = field(default=True, metadata={"env": "REGISTRY_BATCH_HELPER", "parse": _bool})
+    batch_split_min: int = field(
+        default=1_000, metadata={"env": "REGISTRY_BATCH_SPLIT_MIN", "parse": _positive_int}
+    )
     public_check_rate: tuple[int, int] = field(
         default=(30, 60), metadata={"env": "REGISTRY_PUBLIC_CHECK_RATE", "parse": _rate}
     )

@@ -26,7 +26,8 @@ def _signed(query: verification.Query) -> Response:
     snapshot = verification.snapshot_at(current_app.extensions["registry.snapshots"], current_caller().tree_size,
                                       db.session)
     body = verification.answer_body(db.reader(), keyring(), query, snapshot, db.session, now=clock.now(),
-                                    ttl_seconds=settings.answer_ttl_seconds, prefetched=current_caller().prefetched)
+                                    ttl_seconds=settings.answer_ttl_seconds, prefetched=current_caller().prefetched,
+                                    helper=current_app.extensions.get("registry.batch_helper"))
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.
     return current_app.response_class(body, mimetype="application/json",
                                       headers={"Cache-Control": f"private, max-age={settings.answer_ttl_seconds}"})

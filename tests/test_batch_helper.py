@@ -1,0 +1,113 @@
+"""A large verify batch answered in two processes: the very answer one process gives."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import licence_fields, operator_id
+from .servers import Gunicorn, cli, registry_env, request
+from .test_verify_api import MK_ALIAS, MK_OP, world  # noqa: F401 - the fixture, used below
+
+# The parties, agreements and licences of the verification tests; `world` is `registry`.
+pytestmark = pytest.mark.usefixtures("world")
+
+IDS = [MK_OP, "MK4030000375890", MK_ALIAS, "x!", 17, operator_id("RS", 9), operator_id("AL", 1), MK_OP.lower()] * 40
+
+
+@pytest.fixture
+def helper(app):
+    helper = app.extensions["registry.batch_helper"]
+    helper.split_min = 2
+    helper.start()
+    yield helper
+    helper.stop()
+
+
+def batch(registry, ids=IDS, **options):
+    response = registry.client.post("/api/v1/verify:batch", json={"operator_ids": ids, **options},
+                                    headers=registry.headers("AL", "customs"))
+    assert response.status_code == 200
+    return response.data
+
+
+@pytest.mark.parametrize("options", [{}, {"include_statements": True, "nonce": "n-7", "at": "2025-01-01"}])
+def test_the_helper_answers_half_and_the_answer_is_byte_for_byte_the_same(registry, helper, options):
+    helped = batch(registry, **options)
+    assert helper.parts_answered == 1
+    helper.stop()
+    alone = batch(registry, **options)
+    # The same signed bytes: Ed25519 is deterministic, so equal payloads give equal JWS.
+    assert helped == alone
+    results = json.loads(helped)["verification"]["results"]
+    # Positions in the helper's half are the request's, not the half's.
+    last_malformed = len(IDS) - 5
+    assert results[last_malformed]["error"].startswith(f"operator_ids.{last_malformed}: ")
+    assert results[-1]["recognised"] and results[-8]["recognised"]
+
+
+def test_the_helper_follows_the_log_as_it_grows(registry, helper):
+    newcomer = operator_id("MK", 2)
+    ids = [MK_OP] * 10 + [newcomer] * 10
+    before = batch(registry, ids)
+    assert registry.put("MKAEOS000002", licence_fields("MK", 2, type="AEOS")).status_code == 201
+    after = batch(registry, ids)
+    assert helper.parts_answered == 2
+    helper.stop()
+    assert after == batch(registry, ids) and before != after
+    assert b'"certificate":"MKAEOS000002"' in after
+
+
+def test_a_dead_helper_is_replaced_and_meanwhile_the_worker_answers_alone(registry, helper):
+    batch(registry)
+    os.kill(helper.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while helper._process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first = helper.pid
+    answered = batch(registry)  # answered alone; a new helper starts for the next one
+    assert helper.parts_answered == 1 and helper.pid != first
+    assert batch(registry) == answered and helper.parts_answered == 2
+
+
+def test_small_batches_and_proofs_stay_in_one_process(registry, helper):
+    helper.split_min = 1000
+    batch(registry)
+    helper.split_min = 2
+    batch(registry, proofs=True)
+    assert helper.parts_answered == 0
+
+
+def test_an_app_nobody_started_a_helper_for_answers_alone(registry, app):
+    helper = app.extensions["registry.batch_helper"]
+    helper.split_min = 2
+    batch(registry)
+    assert helper.pid is None and helper.parts_answered == 0
+
+
+def test_each_gunicorn_worker_starts_a_helper_that_ends_with_it(database_url, keys_dir, tmp_path):
+    env = registry_env(database_url, keys_dir)
+    cli(env, "init")
+    with Gunicorn(env, tmp_path / "gunicorn.log", workers=2, threads=2) as server:
+        assert request("GET", f"{server.url}/readyz")[0] == 200
+        workers = [int(p) for p in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+                   .read_text().split()]
+        helpers = [int(p) for w in workers for p in Path(f"/proc/{w}/task/{w}/children").read_text().split()]
+        assert len(helpers) == 2
+        assert all(b"registry.services.batch_helper" in Path(f"/proc/{h}/cmdline").read_bytes() for h in helpers)
+    deadline = time.monotonic() + 10
+    while any(map(_running, helpers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, helpers))
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
