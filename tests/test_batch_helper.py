@@ -95,15 +95,27 @@ def test_each_gunicorn_worker_starts_a_helper_that_ends_with_it(database_url, ke
     cli(env, "init")
     with Gunicorn(env, tmp_path / "gunicorn.log", workers=2, threads=2) as server:
         assert request("GET", f"{server.url}/readyz")[0] == 200
-        workers = [int(p) for p in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-                   .read_text().split()]
-        helpers = [int(p) for w in workers for p in Path(f"/proc/{w}/task/{w}/children").read_text().split()]
+        # One worker may be serving while the other is still starting: wait for both helpers.
+        deadline = time.monotonic() + 30
+        while len(helpers := _helpers(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(helpers) == 2
         assert all(b"registry.services.batch_helper" in Path(f"/proc/{h}/cmdline").read_bytes() for h in helpers)
     deadline = time.monotonic() + 10
     while any(map(_running, helpers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(_running, helpers))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _helpers(master: int) -> list[int]:
+    return [helper for worker in _children(master) for helper in _children(worker)]
 
 
 def _running(pid: int) -> bool:
