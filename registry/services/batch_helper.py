@@ -93,12 +93,13 @@ class BatchHelper:
         try:
             out = self._process.stdout
             if not select.select([out], [], [], REPLY_TIMEOUT_SECONDS)[0]:
-                log.warning("the batch helper did not answer in %s s; starting another", REPLY_TIMEOUT_SECONDS)
+                log.warning("the batch helper did not answer in %s s; the next batch starts another",
+                            REPLY_TIMEOUT_SECONDS)
                 self._discard()
                 return None
             reply = _receive(out)
         except (EOFError, OSError):
-            log.warning("the batch helper is gone; starting another")
+            log.warning("the batch helper is gone; the next batch starts another")
             self._discard()
             return None
         finally:

@@ -342,6 +342,12 @@ def rendered_results(reader: Reader, snapshot: Snapshot, query: Query, at: datet
             for r in results_for(reader, snapshot, query, at, prefetched)]
 
 
+def results_json(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
+                 prefetched: Mapping[str, list[LicenceVersion]] | None = None) -> bytes:
+    """The canonical JSON of ``rendered_results``: what a part of an answer is made of, in any process."""
+    return canonical_json_typed(rendered_results(reader, snapshot, query, at, prefetched))
+
+
 class BatchParts(Protocol):
     """Somewhere else to answer part of a batch (``batch_helper.BatchHelper``)."""
 
@@ -367,7 +373,7 @@ def part_json(reader: Reader, snapshots: SnapshotCache, session: SessionSource, 
         raise UnavailableError(f"no checkpoint at tree size {asked['size']}")
     query = Query(asked["verifier"], asked["operator_ids"], None, None,
                   include_statements=asked["include_statements"], first=asked["first"])
-    return canonical_json_typed(rendered_results(reader, snapshot, query, parse_time(asked["at"])))
+    return results_json(reader, snapshot, query, parse_time(asked["at"]))
 
 
 def _results_json(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
@@ -388,14 +394,14 @@ def _results_json(reader: Reader, snapshot: Snapshot, query: Query, at: datetime
         if waiting is not None:
             query = replace(query, operator_ids=ids[:half])
     try:
-        own = canonical_json_typed(rendered_results(reader, snapshot, query, at, prefetched))
+        own = results_json(reader, snapshot, query, at, prefetched)
     finally:
         # Always collected, so that a reply is never left for the next asker.
         other = waiting() if waiting is not None else None
     if waiting is None:
         return own
     if other is None:  # the helper failed or is gone: its half is answered here
-        other = canonical_json_typed(rendered_results(reader, snapshot, rest, at))
+        other = results_json(reader, snapshot, rest, at)
     return own[:-1] + b"," + other[1:]
 
 
