@@ -55,10 +55,11 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     # Shared by a worker's threads; keyed by tree size, so never stale.
     app.extensions["registry.snapshots"] = SnapshotCache()
 
-    db.init_app(app, db.Database(settings.database_url))
+    db.init_app(app, db.Database(settings.database_url, settings.read_fan_out))
     if settings.batch_helper:
         # Started by the server (gunicorn.conf.py), not here: tests and the CLI answer alone.
-        app.extensions["registry.batch_helper"] = BatchHelper(settings.database_url, settings.batch_split_min)
+        app.extensions["registry.batch_helper"] = BatchHelper(settings.database_url, settings.batch_split_min,
+                                                              settings.read_fan_out)
     api.init_app(app)
     web.init_app(app)
     headers.init_app(app)

@@ -18,6 +18,7 @@ itself; a dead helper is started again for the next one.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import select
@@ -52,9 +53,10 @@ def tune_gc() -> None:
 class BatchHelper:
     """One helper process, used by one request at a time (``verification.BatchParts``)."""
 
-    def __init__(self, database_url: str, split_min: int):
+    def __init__(self, database_url: str, split_min: int, read_fan_out: int = 1):
         self.database_url = database_url
         self.split_min = split_min
+        self.read_fan_out = read_fan_out
         self._lock = threading.Lock()  # held from a part's submission until its reply is read
         self._wanted = False
         self._process: subprocess.Popen | None = None
@@ -117,7 +119,8 @@ class BatchHelper:
         # password, goes down the pipe rather than on the command line.
         self._process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, bufsize=0)
-        _send(self._process.stdin, self.database_url.encode())
+        _send(self._process.stdin, json.dumps({"url": self.database_url,
+                                                "read_fan_out": self.read_fan_out}).encode())
 
     def _discard(self) -> None:
         process, self._process = self._process, None
@@ -158,7 +161,7 @@ def serve(requests: Any, replies: Any) -> None:
     from ..db import Database
     from . import verification
 
-    database = Database(_receive(requests).decode())
+    database = Database(**json.loads(_receive(requests)))
     snapshots = verification.SnapshotCache()
     tune_gc()
     while True:
