@@ -127,13 +127,12 @@ class Reader:
     def each(self, query: Prepared, runs: Sequence[dict[str, Any]]) -> Iterator[list[Sequence[Any]]]:
         """The rows of ``query`` run with each of ``runs``, one list per run, in order.
 
-        On PostgreSQL the runs go to the server together (psycopg's pipeline
-        mode): it works through the later ones while the caller is still
-        busy with the first, which on a 5,000-id batch hid most of the
-        database's share. On SQLite they run at once on the connections of
-        ``fan_out`` (see FanOut), if the reader has one; else one after the other.
+        With a ``fan_out`` they run at once on its connections (see FanOut).
+        Without, on PostgreSQL the runs go to the server together (psycopg's
+        pipeline mode): it works through the later ones while the caller is
+        still busy with the first; elsewhere they run one after the other.
         """
-        if len(runs) >= 2 and self.fan_out is not None and self.dialect.name == "sqlite":
+        if len(runs) >= 2 and self.fan_out is not None:
             yield from self.fan_out.each(query, runs)
             return
         if self.dialect.name != "postgresql" or len(runs) < 2:
@@ -165,13 +164,15 @@ class Reader:
 class FanOut:
     """A few threads, each with a read connection of its own, that run the queries of one batch at once.
 
-    A SQLite connection reads one page at a time. A 5,000-id batch on a
-    million-licence registry reads thousands of random pages, and once the
-    kernel has dropped the file from its cache each is a wait on the disk:
-    one after the other, 2,500 ids took 575 ms cold; on eight connections
-    at once, 250 ms (the disk serves several reads together). sqlite3
-    lets go of the GIL while a statement steps, so the threads wait
-    together while the caller parses the chunks already read.
+    A connection reads one page at a time (on PostgreSQL, its backend
+    does). A 5,000-id batch on a million-licence registry reads thousands
+    of random pages, and once the kernel has dropped them from its cache
+    each is a wait on the disk. In one process with the file dropped from
+    the cache, such a batch took 1.2-1.6 s on one SQLite connection and
+    0.45-0.6 s on eight; on PostgreSQL 0.9-1.2 s in one pipeline and
+    0.55-0.8 s on eight connections: the disk serves several reads
+    together. The drivers let go of the GIL while they wait, so the
+    threads wait together while the caller parses the chunks already read.
 
     The threads start on first use, in the process that uses them: a
     gunicorn worker forked from a master that had made the app gets its own.
@@ -203,10 +204,11 @@ class FanOut:
         reader = getattr(self._local, "reader", None)
         if reader is None:
             reader = Reader(self.engine.raw_connection(), self.engine.dialect, self.engine)
-            # Each of these reads a tenth of a batch: SQLite's default page
-            # cache holds the upper levels of the trees it walks, and eight
-            # caches of 8 MiB would take a quarter of a worker's memory budget.
-            reader.connection.execute(f"PRAGMA cache_size=-{FAN_OUT_CACHE_KIB}")
+            if self.engine.dialect.name == "sqlite":
+                # Each of these reads a tenth of a batch: SQLite's default page
+                # cache holds the upper levels of the trees it walks, and eight
+                # caches of 8 MiB would take a quarter of a worker's memory budget.
+                reader.connection.execute(f"PRAGMA cache_size=-{FAN_OUT_CACHE_KIB}")
             self._local.reader = reader
             with self._lock:
                 self._readers.append(reader)
@@ -247,12 +249,13 @@ class Database:
         self._readers = threading.local()
         self._reader_connections: list[Any] = []
         self._readers_lock = threading.Lock()
-        # Only SQLite reads a batch's chunks on several connections (Reader.each).
-        # Its connections are its threads' for good, outside the pool that the server threads draw on.
-        # (An in-memory database is one per connection: it has no fan-out.)
-        on_disk = make_url(url).database not in (None, "", ":memory:") and "mode=memory" not in url
-        self.fan_out = (FanOut(make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool), read_fan_out)
-                        if self.is_sqlite and on_disk and read_fan_out > 1 else None)
+        # The connections of the fan-out are its threads' for good, outside
+        # the pool that the server threads draw on. (An in-memory SQLite
+        # database is one per connection: it has no fan-out.)
+        in_memory = self.is_sqlite and (make_url(url).database in (None, "", ":memory:") or "mode=memory" in url)
+        self.fan_out = (FanOut(make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                                           pool_pre_ping=False), read_fan_out)
+                        if read_fan_out > 1 and not in_memory else None)
 
     def reader(self) -> Reader:
         """This thread's reader. Each server thread keeps one read connection for good,

@@ -38,11 +38,9 @@ from ..models import ApiToken, Checkpoint, LicenceIdentifier, LogEntry, LogHead,
 from ..models import LicenceVersion as LicenceVersionRow
 from . import agreements, log, tokens
 
-# Ids per query of a batch. PostgreSQL takes a batch's queries in one
-# pipeline on one connection; SQLite runs them on several connections at
-# once (db.FanOut), so smaller chunks put more of them under way together.
-_CHUNK = 500
-_CHUNK_BY_DIALECT = {"sqlite": 250}
+# Ids per query of a batch. A batch's queries run on several connections at
+# once (db.FanOut): half a 5,000-id batch makes ten, enough to keep eight busy.
+_CHUNK = 250
 
 
 @dataclass(frozen=True)
@@ -169,7 +167,7 @@ _QUERIES = {
     (chunk, statements): _versions_query(
         LicenceIdentifier.identifier.in_([bindparam(name) for name in _ID_NAMES[:chunk]]) if chunk > 1
         else LicenceIdentifier.identifier == bindparam("identifier"), statements)
-    for chunk in {1, _CHUNK, *_CHUNK_BY_DIALECT.values()} for statements in (False, True)
+    for chunk in (1, _CHUNK) for statements in (False, True)
 }
 
 
@@ -216,13 +214,12 @@ def licence_versions(reader: Reader, wanted: Iterable[str], size: int,
     if len(wanted) == 1:
         chunks = [reader.all(_QUERIES[1, statements], identifier=wanted[0], size=size)]
     else:
-        step = _CHUNK_BY_DIALECT.get(reader.dialect.name, _CHUNK)
         runs = []
-        for start in range(0, len(wanted), step):
-            chunk = wanted[start:start + step]
-            chunk += [chunk[-1]] * (step - len(chunk))
-            runs.append({"size": size, **dict(zip(_ID_NAMES[:step], chunk, strict=True))})
-        chunks = reader.each(_QUERIES[step, statements], runs)
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start:start + _CHUNK]
+            chunk += [chunk[-1]] * (_CHUNK - len(chunk))
+            runs.append({"size": size, **dict(zip(_ID_NAMES, chunk, strict=True))})
+        chunks = reader.each(_QUERIES[_CHUNK, statements], runs)
     # Each chunk parsed as it comes, while the database works on the next.
     # A batch uses the memo but does not fill it: thousands of ids asked
     # once would push out the ones single lookups keep asking about.
