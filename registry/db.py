@@ -228,7 +228,9 @@ class FanOut:
         with self._lock:
             executor, self._executor = self._executor, None
             readers, self._readers = self._readers, []
-        if executor is not None and self._pid == os.getpid():
+        if self._pid not in (None, os.getpid()):
+            return  # a forked copy: the threads and connections are the parent's to close
+        if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         for reader in readers:
             reader.connection.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -247,3 +249,25 @@ def _closed(connection) -> bool:
     except sqlite3.ProgrammingError:
         return True
     return False
+
+
+def test_a_forked_process_starts_its_own_fan_out_and_leaves_the_parents_alone(registry, app):
+    database = app.extensions["registry.db"]
+    size = registry.log_size()
+    runs = [{"v": n} for n in range(4)]
+    assert list(database.fan_out.each(ECHO, runs)) == [[(n, size)] for n in range(4)]
+    parents = [reader.connection.dbapi_connection for reader in database.fan_out._readers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: what a pre-forking server does
+        child = os.fork()
+    if child == 0:
+        ok = False
+        try:
+            ok = list(database.fan_out.each(ECHO, runs)) == [[(n, size)] for n in range(4)]
+            database.fan_out.close()
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not any(_closed(connection) for connection in parents)
+    assert list(database.fan_out.each(ECHO, runs)) == [[(n, size)] for n in range(4)]
