@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
 SPLIT_ATTEMPTS = 5  # tries of a wrk round that lands every connection on one worker
-SERVER_SHAPE = ("REGISTRY_WORKERS", "REGISTRY_THREADS", "REGISTRY_BATCH_HELPER", "REGISTRY_BATCH_SPLIT_MIN")
+SERVER_SHAPE = ("REGISTRY_WORKERS", "REGISTRY_THREADS", "REGISTRY_BATCH_HELPER", "REGISTRY_BATCH_SPLIT_MIN",
+                "REGISTRY_READ_FAN_OUT")
 KEPT = "database-url.txt"  # where --keep leaves the kept database's URL, for --reuse and bench.micro
 POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 PORTS = range(5200, 5300)
