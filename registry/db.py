@@ -25,9 +25,6 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # size makes no measurable difference. (A memory map was no faster either,
 # and counts the whole file in each worker's resident set.)
 SQLITE_READ_CACHE_KIB = 8 * 1024
-# Connections that run the chunks of one verify batch at once (FanOut).
-READ_FAN_OUT = 8
-FAN_OUT_CACHE_KIB = 2 * 1024
 
 
 def _on_sqlite_connect(dbapi_connection, _record) -> None:
@@ -191,7 +188,8 @@ class FanOut:
 
     def each(self, query: Prepared, runs: Sequence[dict[str, Any]]) -> Iterator[list[Sequence[Any]]]:
         """As ``Reader.each``: the rows of each run, in order; all runs are under way at once."""
-        futures = [self._pool().submit(self._run, query, params) for params in runs]
+        pool = self._pool()
+        futures = [pool.submit(self._run, query, params) for params in runs]
         try:
             for future in futures:
                 yield future.result()
@@ -204,11 +202,6 @@ class FanOut:
         reader = getattr(self._local, "reader", None)
         if reader is None:
             reader = Reader(self.engine.raw_connection(), self.engine.dialect, self.engine)
-            if self.engine.dialect.name == "sqlite":
-                # Each of these reads a tenth of a batch: SQLite's default page
-                # cache holds the upper levels of the trees it walks, and eight
-                # caches of 8 MiB would take a quarter of a worker's memory budget.
-                reader.connection.execute(f"PRAGMA cache_size=-{FAN_OUT_CACHE_KIB}")
             self._local.reader = reader
             with self._lock:
                 self._readers.append(reader)
@@ -238,7 +231,7 @@ class FanOut:
 
 
 class Database:
-    def __init__(self, url: str, read_fan_out: int = READ_FAN_OUT):
+    def __init__(self, url: str, read_fan_out: int):
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
@@ -252,7 +245,10 @@ class Database:
         self._reader_connections: list[Any] = []
         self._readers_lock = threading.Lock()
         # The connections of the fan-out are its threads' for good, outside
-        # the pool that the server threads draw on. (An in-memory SQLite
+        # the pool that the server threads draw on. Each reads a tenth of a
+        # batch, so on SQLite it keeps the default page cache (2 MB, enough
+        # for the upper levels of the trees it walks): eight of 8 MiB would
+        # take a quarter of a worker's memory budget. (An in-memory SQLite
         # database is one per connection: it has no fan-out.)
         in_memory = self.is_sqlite and (make_url(url).database in (None, "", ":memory:") or "mode=memory" in url)
         self.fan_out = (FanOut(make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,

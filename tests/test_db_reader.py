@@ -228,7 +228,7 @@ def test_a_failed_run_on_the_fan_out_reaches_the_caller_and_spares_the_rest(regi
 def test_the_fan_out_is_a_setting_and_closes_with_the_database(app):
     from registry.config import ConfigError, Settings
 
-    assert Settings.load({}).read_fan_out == db.READ_FAN_OUT
+    assert Settings.load({}).read_fan_out == 8
     assert Settings.load({"REGISTRY_READ_FAN_OUT": "3"}).read_fan_out == 3
     with pytest.raises(ConfigError, match="REGISTRY_READ_FAN_OUT"):
         Settings.load({"REGISTRY_READ_FAN_OUT": "0"})

@@ -53,7 +53,7 @@ def tune_gc() -> None:
 class BatchHelper:
     """One helper process, used by one request at a time (``verification.BatchParts``)."""
 
-    def __init__(self, database_url: str, split_min: int, read_fan_out: int = 1):
+    def __init__(self, database_url: str, split_min: int, read_fan_out: int):
         self.database_url = database_url
         self.split_min = split_min
         self.read_fan_out = read_fan_out

@@ -164,10 +164,10 @@ def _versions_query(condition, statements: bool) -> Prepared:
 # is padded with a repeated id, so one statement serves every batch).
 _ID_NAMES = tuple(f"i{n}" for n in range(_CHUNK))
 _QUERIES = {
-    (chunk, statements): _versions_query(
-        LicenceIdentifier.identifier.in_([bindparam(name) for name in _ID_NAMES[:chunk]]) if chunk > 1
+    (many, statements): _versions_query(
+        LicenceIdentifier.identifier.in_([bindparam(name) for name in _ID_NAMES]) if many
         else LicenceIdentifier.identifier == bindparam("identifier"), statements)
-    for chunk in (1, _CHUNK) for statements in (False, True)
+    for many in (False, True) for statements in (False, True)
 }
 
 
@@ -212,14 +212,14 @@ def licence_versions(reader: Reader, wanted: Iterable[str], size: int,
     wanted = sorted(set(wanted))
     found: dict[str, list[LicenceVersion]] = {identifier: [] for identifier in wanted}
     if len(wanted) == 1:
-        chunks = [reader.all(_QUERIES[1, statements], identifier=wanted[0], size=size)]
+        chunks = [reader.all(_QUERIES[False, statements], identifier=wanted[0], size=size)]
     else:
         runs = []
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
             chunk += [chunk[-1]] * (_CHUNK - len(chunk))
             runs.append({"size": size, **dict(zip(_ID_NAMES, chunk, strict=True))})
-        chunks = reader.each(_QUERIES[_CHUNK, statements], runs)
+        chunks = reader.each(_QUERIES[True, statements], runs)
     # Each chunk parsed as it comes, while the database works on the next.
     # A batch uses the memo but does not fill it: thousands of ids asked
     # once would push out the ones single lookups keep asking about.
