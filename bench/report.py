@@ -25,6 +25,11 @@ ROWS = (
     ("verify, req/s", ("http", "verify", "rps")),
     ("verify p50 / p99, ms", (("http", "verify", "p50_ms"), ("http", "verify", "p99_ms"))),
     ("verify / healthz", ("http", "verify_over_healthz")),
+    *((f"CPU per {name} request, µs: whole machine / server workers / database server / wrk / rest",
+       tuple(("http", name, "cpu", kind) for kind in ("machine", "workers", "database", "wrk", "rest")))
+      for name in ("healthz", "verify")),
+    ("machine busy during verify, cores / share stolen by the host",
+     (("http", "verify", "cpu", "cores"), ("http", "verify", "cpu", "stolen"))),
     ("verify batch of 1,000, ms (median)", ("batch", "1000", "median_ms")),
     ("verify batch of 5,000, ms (median)", ("batch", "5000", "median_ms")),
     ("disk read by the machine during a batch of 5,000, MB (median)", ("batch", "5000", "disk_read_mb")),

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import datagen, peers, report, wrk
+from . import cpu, datagen, peers, report, wrk
 from .server import Gunicorn, disk_read_bytes, request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,17 +294,21 @@ class BackendRun:
         for script in scripts.values():
             wrk.run(url, script, seconds=seconds)
         rounds: dict[str, list[wrk.Figures]] = {"healthz": [], "verify": []}
+        meter = cpu.Meter(lambda: {"workers": self.server.workers(), "helpers": self.server.helpers(),
+                                   "database": cpu.database_pids()})
         for number in range(self.args.rounds):
             for name, script in scripts.items():
                 profile = self.args.profile and name == "verify" and number == 0
                 for attempt in range(1, SPLIT_ATTEMPTS + 1):
                     spy = self._profile_server(seconds) if profile else None
+                    meter.start()
                     figures = wrk.run(url, script, seconds=seconds, split=self.server.split)
+                    figures.cpu = meter.stop(figures.requests)
                     if spy is not None:
                         spy.wait(timeout=60)
                     log(f"{self.backend}: {name} round {number + 1}: {figures.rps:,.0f} req/s, "
                         f"p50 {figures.p50_ms} ms, p99 {figures.p99_ms} ms, non-2xx {figures.non_2xx}, "
-                        f"connections per worker {figures.split}")
+                        f"connections per worker {figures.split}, CPU µs per request {figures.cpu}")
                     if not _one_sided(figures.split) or attempt == SPLIT_ATTEMPTS:
                         break
                     # Every connection on one worker measures one worker on one
@@ -427,6 +431,8 @@ def _summary(rounds: list[wrk.Figures]) -> dict[str, Any]:
         "rps": round(statistics.median(f.rps for f in rounds), 1),
         "p50_ms": round(statistics.median(f.p50_ms for f in rounds), 2),
         "p99_ms": round(statistics.median(f.p99_ms for f in rounds), 2),
+        "cpu": {kind: statistics.median(f.cpu[kind] for f in rounds) for kind in rounds[0].cpu}
+        if rounds[0].cpu else None,
         "rounds": [f.as_json() for f in rounds],
     }
 

@@ -109,6 +109,10 @@ class Gunicorn:
     def workers(self) -> list[int]:
         return _children(self.process.pid) if self.process else []
 
+    def helpers(self) -> list[int]:
+        """The workers' batch helper processes (registry/services/batch_helper.py)."""
+        return [helper for pid in self.workers() for helper in _children(pid)]
+
     def split(self) -> list[int] | None:
         """How many established connections each worker holds, most first (None without ``ss``)."""
         try:
@@ -132,9 +136,8 @@ class Gunicorn:
     def sample_memory(self) -> None:
         for pid in self.workers():
             _sample(self.peaks, pid)
-            # Each worker's batch helper (registry/services/batch_helper.py), a process of its own.
-            for helper in _children(pid):
-                _sample(self.helper_peaks, helper)
+        for helper in self.helpers():
+            _sample(self.helper_peaks, helper)
 
     def memory(self) -> dict:
         self.sample_memory()

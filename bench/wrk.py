@@ -61,6 +61,7 @@ class Figures:
     errors: int  # socket errors and timeouts
     non_2xx: int
     split: list[int] | None = None  # the connections each server worker held, a second into the run
+    cpu: dict[str, float] | None = None  # where the machine's CPU went (bench.cpu.Meter), set by the caller
 
     def as_json(self) -> dict:
         return asdict(self)
