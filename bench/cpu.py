@@ -6,8 +6,9 @@ round's CPU time between the server's workers, their batch helpers, the
 PostgreSQL server's processes (every backend included), wrk, and the rest
 of the machine (the kernel's network work done outside any process, other
 services), from the kernel's own counters. ``stolen`` is time the
-hypervisor gave to other guests while this one had work: a host that is
-busier one day than another shows here, not as slower code.
+hypervisor gave to other guests while this one had work. A host that
+slows the cores down instead (other guests on the same caches) does not
+show there: it shows as more CPU per request for the same work.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class Meter:
     ``kinds`` is asked at both ends (a worker or backend may come or go); a
     process first seen at the end counts from zero. The load generator is
     this process's child, waited for before ``stop``: its CPU comes from
-    the kernel's account of finished children.
+    the kernel's account of finished children, so ``wrk`` also holds any
+    other child waited for meanwhile (the bench's one ``ss`` per round).
     """
 
     def __init__(self, kinds: Callable[[], dict[str, list[int]]]):
