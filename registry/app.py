@@ -55,7 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     # Shared by a worker's threads; keyed by tree size, so never stale.
     app.extensions["registry.snapshots"] = SnapshotCache()
 
-    db.init_app(app, db.Database(settings.database_url, settings.read_fan_out))
+    db.init_app(app, db.Database(settings.database_url, settings.read_fan_out, settings.verify_cache))
     if settings.batch_helper:
         # Started by the server (gunicorn.conf.py), not here: tests and the CLI answer alone.
         app.extensions["registry.batch_helper"] = BatchHelper(settings.database_url, settings.batch_split_min,

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 
+from .hot import HOT_CACHE_APPLICATION, HotCache
+
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # Page cache of each kept read connection (one per server thread). With
 # SQLite's default of 2 MiB, a 5,000-id batch on a million-licence registry
@@ -231,10 +233,21 @@ class FanOut:
 
 
 class Database:
-    def __init__(self, url: str, read_fan_out: int):
+    def __init__(self, url: str, read_fan_out: int, verify_cache: bool = False):
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # Single verifications answered from memory, kept fresh by PostgreSQL's
+        # notifications (registry/hot.py); SQLite has none, and its query runs
+        # in the worker anyway.
+        self.hot = (HotCache(make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                                         pool_pre_ping=False,
+                                         connect_args={"application_name": HOT_CACHE_APPLICATION}))
+                    if verify_cache and self.engine.dialect.name == "postgresql" else None)
+        if self.hot is not None:
+            # A write made here shows in this process's next answer, without
+            # waiting for its notification to come back.
+            event.listen(self.sessionmaker, "after_commit", lambda _session: self.hot.retire())
         # Reads of the hot path: no transaction to begin or roll back, and no
         # ping per checkout (a dead connection is replaced on first failure).
         self.read_engine = make_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
@@ -282,6 +295,9 @@ class Database:
         self._readers = threading.local()
         if self.fan_out is not None:
             self.fan_out.close()
+        if self.hot is not None:
+            self.hot.close()
+            self.hot.engine.dispose()
         self.engine.dispose()
         self.read_engine.dispose()
 

@@ -34,7 +34,7 @@ def _signed(query: verification.Query) -> Response:
 
 
 def _token_and_versions(reader: db.Reader, token: str, path: dict) -> Caller | None:
-    return verification.authenticate_one(reader, token, path["operator_id"])
+    return verification.authenticate_one(reader, token, path["operator_id"], db.database().hot)
 
 
 @blp.route("/verify/<operator_id>")

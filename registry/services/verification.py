@@ -33,6 +33,7 @@ from ..domain.licence import LicenceVersion
 from ..domain.recognition import AgreementsInEffect, Result, recognise
 from ..domain.timefmt import format_time, parse_time
 from ..errors import InvalidInputError, NotFoundError, UnavailableError
+from ..hot import HotCache
 from ..keyring import Keyring
 from ..models import ApiToken, Checkpoint, LicenceIdentifier, LogEntry, LogHead, Party, PartyKey
 from ..models import LicenceVersion as LicenceVersionRow
@@ -187,9 +188,11 @@ _TOKEN_AND_ONE_ID = Prepared(
 )
 
 
-def authenticate_one(reader: Reader, token: str, raw_id: str) -> tokens.Caller | None:
+def authenticate_one(reader: Reader, token: str, raw_id: str, hot: HotCache | None = None) -> tokens.Caller | None:
     """The caller of a token, with the versions for ``raw_id`` at the size it read as ``prefetched``.
 
+    With a ``hot`` cache, from its current state when that holds both the
+    token and the id (no query at all), and kept there when it does not.
     A malformed id is left to the view (after the token check, so a caller
     without a valid token gets 401, not 400).
     """
@@ -197,10 +200,19 @@ def authenticate_one(reader: Reader, token: str, raw_id: str) -> tokens.Caller |
         identifier = identifiers.operator_id(raw_id)
     except identifiers.IdentifierError:
         return tokens.authenticate(reader, token)
-    rows = reader.all(_TOKEN_AND_ONE_ID, token_hash=tokens.token_hash(token), identifier=identifier)
+    token_hash = tokens.token_hash(token)
+    state = hot.current() if hot is not None else None
+    if state is not None:
+        caller, versions = state.callers.get(token_hash), state.versions.get(identifier)
+        if caller is not None and versions is not None:
+            return replace(caller, prefetched={identifier: versions})
+    rows = reader.all(_TOKEN_AND_ONE_ID, token_hash=token_hash, identifier=identifier)
     versions = [PARSED.get(idx, facts, statement)
                 for _, _, _, _, idx, facts, statement in rows if idx is not None]
-    return tokens.caller_of(rows[0] if rows else None, prefetched={identifier: versions})
+    caller = tokens.caller_of(rows[0] if rows else None, prefetched={identifier: versions})
+    if state is not None and caller is not None:
+        hot.keep(state, caller.tree_size, token_hash, caller, identifier, versions)
+    return caller
 
 
 def licence_versions(reader: Reader, wanted: Iterable[str], size: int,

@@ -1,0 +1,202 @@
+"""What a worker keeps to answer a single verification without a database round trip (PostgreSQL).
+
+On PostgreSQL the one query of a verification (the token, the log's size and
+the id's versions) cost the machine some 400 µs of its 1,400 under load, in
+the database's backend and in the worker's side of the round trip, against
+about 40 µs on SQLite, where the query runs in the worker. So each worker
+keeps, as of one log size, the callers of the tokens it has seen and the
+licence versions of the ids it was asked about, in a ``HotState``.
+
+That is only safe because the database says when it goes stale. Anything
+that could change a verification's answer either grows the log (a licence
+version, a party key, an agreement: all logged, with the log's head row
+updated in the same transaction) or writes the token table, and triggers on
+both (migration 0006) NOTIFY ``CHANNEL`` when such a transaction commits. A
+listener thread in each worker waits for those notifications and answers
+each by retiring the state and starting an empty one at the log's new size.
+A revocation (of a licence or of a token) therefore reaches every worker
+when PostgreSQL delivers the commit's notification, well under a
+millisecond on one host, instead of on the next request's query; a write
+made in the worker itself retires its state at once (``retire``).
+
+The listener also reads the log's size every ``interval`` seconds; a state
+is trusted only for two intervals after the last read that answered, so a
+worker whose listener lost its connection asks the database again, as it
+does on SQLite and with ``REGISTRY_VERIFY_CACHE=false``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "aeo_registry_changes"
+# The listener's connections show under this name in pg_stat_activity.
+HOT_CACHE_APPLICATION = "aeo-registry-hot-cache"
+_SIZE = text("SELECT tree_size FROM log_head WHERE id = 1")
+
+
+def _drain(driver) -> bool:
+    """Whether any notification came (all of them read, none waited for)."""
+    return sum(1 for _ in driver.notifies(timeout=0)) > 0
+
+
+class HotState:
+    """Token callers and licence versions, read at one log size; never changed once retired.
+
+    Entries come from queries that read the log's size in the same statement
+    and are kept only if that size is this state's (``HotCache.keep``).
+    Threads add entries without a lock: a dict's item assignment is atomic,
+    and a state that is retired meanwhile is simply no longer read.
+    """
+
+    __slots__ = ("callers", "size", "versions")
+
+    def __init__(self, size: int):
+        self.size = size
+        self.callers: dict[str, Any] = {}  # token hash -> what the caller's lookup gave
+        self.versions: dict[str, Any] = {}  # identifier -> its versions below ``size``
+
+
+class HotCache:
+    """The current ``HotState`` of this process, kept fresh by a listener thread (see the module)."""
+
+    def __init__(self, engine: Engine, capacity: int = 20_000, interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.engine = engine  # AUTOCOMMIT, no pool: the listener's connection is its own
+        self.capacity = capacity
+        self.interval = interval
+        self.clock = clock
+        self._state: HotState | None = None
+        self._trusted_until = 0.0
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self.rounds = 0  # the listener's completed reads of the log's size (tests wait on it)
+        self.round_done = threading.Condition()
+
+    def current(self) -> HotState | None:
+        """The state to answer from, or None: ask the database (and ``keep`` what it says)."""
+        if self._pid != os.getpid():
+            self._start()
+        state = self._state
+        if state is None or self.clock() > self._trusted_until:
+            return None
+        return state
+
+    def keep(self, state: HotState, size: int, token_hash: str, caller: Any, identifier: str,
+             versions: Any) -> None:
+        """Keep what one query read at ``size``, if that is ``state``'s size."""
+        if size != state.size:
+            return
+        state.callers[token_hash] = caller
+        kept = state.versions
+        if len(kept) >= self.capacity:
+            # The oldest (dicts keep insertion order). Another thread may change
+            # it meanwhile; then the next insert tries again.
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del kept[next(iter(kept))]
+        kept[identifier] = versions
+
+    def retire(self) -> None:
+        """Stop answering from the current state; the listener starts a new one on its next round."""
+        self._state = None
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+            wake, self._wake = self._wake, None
+            self._stop.set()
+        if self._pid == os.getpid():
+            if wake is not None:
+                wake[1].send(b"x")
+            if thread is not None:
+                thread.join(timeout=10)
+            if wake is not None:
+                wake[0].close()
+                wake[1].close()
+        self._state = None
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # A forked copy's listener (if any) was the parent's; this process starts its own.
+            self._state, self._pid = None, os.getpid()
+            self._stop = threading.Event()
+            self._wake = socket.socketpair()
+            self._thread = threading.Thread(target=self._listen, args=(self._wake[0],), name="registry-hot-cache",
+                                            daemon=True)
+            self._thread.start()
+
+    def _listen(self, wake_reader: socket.socket) -> None:
+        backoff = 0.2
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._serve_connection(wake_reader)
+                except Exception as exc:  # any failure of the connection: fall back, reconnect
+                    self._state = None
+                    if self._stop.is_set():
+                        break
+                    # The exception's class only: a driver's message may quote the connection string.
+                    logger.warning("verification cache: listener lost the database (%s); retrying",
+                                   type(exc).__name__)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                else:
+                    backoff = 0.2
+        finally:
+            self._state = None
+
+    def _serve_connection(self, wake_reader: socket.socket) -> None:
+        with self.engine.connect() as connection:
+            driver = connection.connection.dbapi_connection
+            connection.exec_driver_sql(f"LISTEN {CHANNEL}")
+            # Listening before the first read: no commit can fall between the two unseen.
+            self._round(connection, notified=True)
+            with selectors.DefaultSelector() as selector:
+                selector.register(driver.fileno(), selectors.EVENT_READ)
+                selector.register(wake_reader, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    # Notifications that came with the last round's reply are already read
+                    # off the socket, so the socket is asked only when there are none.
+                    notified = _drain(driver)
+                    if not notified:
+                        selector.select(self.interval)
+                        if self._stop.is_set():
+                            return
+                        notified = _drain(driver)
+                    self._round(connection, notified)
+
+    def _round(self, connection, notified: bool) -> None:
+        """Read the log's size; a new state if anything was committed (or the size moved)."""
+        asked = self.clock()
+        size = connection.execute(_SIZE).scalar_one()
+        state = self._state
+        if notified or state is None or state.size != size:
+            self._state = HotState(size)
+        self._trusted_until = asked + 2 * self.interval
+        with self.round_done:
+            self.rounds += 1
+            self.round_done.notify_all()
+
+    def wait_rounds(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until the listener has made ``count`` more rounds (for tests and tools)."""
+        with self.round_done:
+            target = self.rounds + count
+            return self.round_done.wait_for(lambda: self.rounds >= target, timeout)

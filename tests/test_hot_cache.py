@@ -1,0 +1,206 @@
+"""The verification cache of PostgreSQL workers (registry/hot.py).
+
+A verification answered from memory must be the very answer the database
+would give at the same log size, and nothing it keeps may outlive the
+notification of a change made anywhere else: another process, another
+server, or SQL typed by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session
+
+from registry import create_app
+from registry.db import Reader, make_engine
+from registry.hot import HOT_CACHE_APPLICATION, HotCache, HotState
+from registry.models import ApiToken
+from registry.services import verification
+
+from .helpers import licence_fields, operator_id
+
+MK_OP = operator_id("MK", 1)
+UNKNOWN_OP = operator_id("MK", 999)
+
+
+def test_keeps_only_what_was_read_at_its_own_size_and_no_more_than_its_capacity():
+    cache = HotCache(engine=None, capacity=2)
+    state = HotState(10)
+    cache.keep(state, 11, "hash", "caller", "X", ["read at 11"])
+    assert state.callers == {} and state.versions == {}
+    for identifier in ("X", "Y", "Z"):
+        cache.keep(state, 10, "hash", "caller", identifier, [identifier])
+    assert state.versions == {"Y": ["Y"], "Z": ["Z"]}  # the oldest went
+    assert state.callers == {"hash": "caller"}
+
+
+def test_is_off_on_sqlite_and_when_turned_off(app, database_url, keys_dir, backend):
+    if backend == "sqlite":
+        assert app.extensions["registry.db"].hot is None
+    off = create_app({"env": "testing", "database_url": database_url, "keys_dir": keys_dir,
+                      "verify_cache": False}, environ={})
+    try:
+        assert off.extensions["registry.db"].hot is None
+    finally:
+        off.extensions["registry.db"].dispose()
+
+
+# --- PostgreSQL: the listener, the triggers, and answers from memory ---------
+
+
+@pytest.fixture
+def hot(app) -> HotCache:
+    cache = app.extensions["registry.db"].hot
+    assert cache is not None, "the cache is on by default on PostgreSQL"
+    return cache
+
+
+@pytest.fixture
+def lookups(monkeypatch) -> list[str]:
+    """The token-and-id queries the verifications of a test made."""
+    made: list[str] = []
+    original = Reader.all
+
+    def counted(self, query, **params):
+        if query is verification._TOKEN_AND_ONE_ID:
+            made.append(params["identifier"])
+        return original(self, query, **params)
+
+    monkeypatch.setattr(Reader, "all", counted)
+    return made
+
+
+@pytest.fixture
+def world(mk):
+    mk.add_party("AL")
+    mk.token("AL", "customs")  # issued (a commit) before the cache is first used
+    return mk
+
+
+def verify(registry, operator=MK_OP, **query):
+    response = registry.client.get(f"/api/v1/verify/{operator}", query_string={"nonce": "n", **query},
+                                   headers=registry.headers("AL", "customs"))
+    assert response.status_code in (200, 401), response.get_data(as_text=True)
+    return response
+
+
+def warm(registry, hot: HotCache, *operators: str) -> HotState:
+    """Start the listener, let it make a state, and fill it with ``operators``."""
+    verify(registry)
+    assert hot.wait_rounds(1), "the listener made no round"
+    state = hot.current()
+    assert state is not None
+    for operator in operators:
+        verify(registry, operator)
+    return state
+
+
+def wait_for_new_state(hot: HotCache, old: HotState) -> None:
+    for _ in range(20):
+        if hot.current() not in (None, old):
+            return
+        hot.wait_rounds(1, timeout=2)
+    raise AssertionError("the listener never replaced the state")
+
+
+def elsewhere(database_url: str, statement) -> None:
+    """Run a write on a connection of its own, as another process would: no in-process hook sees it."""
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            session.execute(statement)
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgresql_only
+def test_a_repeated_verification_is_answered_from_memory_with_the_same_bytes(world, hot, lookups):
+    state = warm(world, hot)
+    lookups.clear()
+    first = verify(world)  # not kept yet: asks, and keeps
+    again = verify(world)
+    unknown = [verify(world, UNKNOWN_OP) for _ in range(3)]
+    assert lookups == [MK_OP, UNKNOWN_OP]
+    assert MK_OP in state.versions and state.versions[UNKNOWN_OP] == []
+    # The clock is frozen: the same request at the same log size is the same signed answer.
+    assert again.get_data() == first.get_data()
+    assert unknown[2].get_data() == unknown[0].get_data()
+    assert unknown[0].get_json()["verification"]["results"][0]["reason"] == "unknown_operator"
+    assert first.get_json()["verification"]["checkpoint"]["tree_size"] == state.size
+
+
+@pytest.mark.postgresql_only
+def test_a_token_revoked_by_hand_in_sql_is_refused_once_its_notification_arrives(world, hot, database_url):
+    state = warm(world, hot, MK_OP)
+    assert verify(world).status_code == 200
+    elsewhere(database_url, update(ApiToken).values(revoked_at=world.now()))
+    wait_for_new_state(hot, state)
+    assert verify(world).status_code == 401
+
+
+@pytest.mark.postgresql_only
+def test_a_licence_suspended_by_another_server_shows_once_its_notification_arrives(world, hot, database_url,
+                                                                                keys_dir, lookups):
+    state = warm(world, hot, MK_OP)
+    assert verify(world).get_json()["verification"]["results"][0]["reason"] == "no_agreement"
+    other = create_app({"env": "testing", "database_url": database_url, "keys_dir": keys_dir,
+                        "log_origin": "aeo-registry.test/log", "verify_cache": False}, environ={})
+    try:
+        suspended = licence_fields("MK", 1, status="suspended", reason="audit")
+        response = other.test_client().put("/api/v1/licences/MKAEOF000001", json=suspended,
+                                           headers=world.headers("MK"))
+        assert response.status_code in (200, 201), response.get_data(as_text=True)
+    finally:
+        other.extensions["registry.db"].dispose()
+    wait_for_new_state(hot, state)
+    lookups.clear()
+    result = verify(world).get_json()["verification"]["results"][0]
+    assert result["reason"] == "suspended"
+    assert lookups == [MK_OP]  # the new state starts empty
+
+
+@pytest.mark.postgresql_only
+def test_a_write_in_this_process_shows_in_its_next_answer_without_waiting(world, hot):
+    state = warm(world, hot, MK_OP)
+    suspended = licence_fields("MK", 1, status="suspended", reason="audit")
+    assert world.put("MKAEOF000001", suspended).status_code in (200, 201)
+    assert hot.current() is not state
+    assert verify(world).get_json()["verification"]["results"][0]["reason"] == "suspended"
+
+
+@pytest.mark.postgresql_only
+def test_without_its_listener_a_worker_asks_the_database_until_it_is_back(world, hot, database_url, caplog):
+    warm(world, hot, MK_OP)
+    caplog.set_level(logging.WARNING, logger="registry.hot")
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            ended = connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                            "WHERE application_name = :name"), {"name": HOT_CACHE_APPLICATION})
+            assert ended.all() == [(True,)]
+    finally:
+        engine.dispose()
+    for _ in range(40):
+        if any("listener lost the database" in record.getMessage() for record in caplog.records):
+            break
+        hot.wait_rounds(1, timeout=0.25)
+    else:
+        raise AssertionError("the listener did not notice")
+    assert "postgresql" not in caplog.text  # no connection string in the log
+    assert verify(world).status_code == 200
+    assert hot.wait_rounds(1), "the listener did not come back"
+    assert hot.current() is not None
+
+
+@pytest.mark.postgresql_only
+def test_the_listener_stops_with_the_app(app, world, hot):
+    warm(world, hot)
+    thread = hot._thread
+    assert thread is not None and thread.is_alive()
+    app.extensions["registry.db"].dispose()
+    assert not thread.is_alive()
+    assert hot.current() is None
