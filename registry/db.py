@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Executable
 
-from .hot import HOT_CACHE_APPLICATION, HotCache
+if TYPE_CHECKING:
+    from .hot import HotCache
+
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # Page cache of each kept read connection (one per server thread). With
@@ -95,6 +97,7 @@ class Reader:
         self.dialect = dialect
         self.engine = engine  # where to get a fresh connection if this one died
         self.fan_out = fan_out  # where ``each`` may run its runs at once
+        self.data_version: int | None = None  # SQLite's, as this connection last gave it (hot.PolledCache)
 
     def _bound(self, query: Prepared, params: dict[str, Any]) -> tuple[str, Any]:
         """The SQL for this dialect and the arguments in the form its driver takes."""
@@ -237,13 +240,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        # Single verifications answered from memory, kept fresh by PostgreSQL's
-        # notifications (registry/hot.py); SQLite has none, and its query runs
-        # in the worker anyway.
-        self.hot = (HotCache(make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                                         pool_pre_ping=False,
-                                         connect_args={"application_name": HOT_CACHE_APPLICATION}))
-                    if verify_cache and self.engine.dialect.name == "postgresql" else None)
+        # Single verifications answered from memory (registry/hot.py), on
+        # PostgreSQL kept fresh by its notifications, on SQLite by asking the
+        # connection whether anyone has committed.
+        self.hot = self._hot_cache(url) if verify_cache else None
         if self.hot is not None:
             # A write made here shows in this process's next answer, without
             # waiting for its notification to come back.
@@ -267,6 +267,17 @@ class Database:
         self.fan_out = (FanOut(make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
                                            pool_pre_ping=False), read_fan_out)
                         if read_fan_out > 1 and not in_memory else None)
+
+    def _hot_cache(self, url: str) -> HotCache | None:
+        from . import hot
+
+        if self.is_sqlite:
+            return hot.PolledCache()
+        if self.engine.dialect.name == "postgresql":
+            return hot.NotifiedCache(make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                                                 pool_pre_ping=False,
+                                                 connect_args={"application_name": hot.HOT_CACHE_APPLICATION}))
+        return None
 
     def reader(self) -> Reader:
         """This thread's reader. Each server thread keeps one read connection for good,
@@ -297,7 +308,6 @@ class Database:
             self.fan_out.close()
         if self.hot is not None:
             self.hot.close()
-            self.hot.engine.dispose()
         self.engine.dispose()
         self.read_engine.dispose()
 

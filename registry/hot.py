@@ -1,28 +1,37 @@
-"""What a worker keeps to answer a single verification without a database round trip (PostgreSQL).
+"""What a worker keeps to answer a single verification without asking the database.
 
-On PostgreSQL the one query of a verification (the token, the log's size and
-the id's versions) cost the machine some 400 µs of its 1,400 under load, in
-the database's backend and in the worker's side of the round trip, against
-about 40 µs on SQLite, where the query runs in the worker. So each worker
-keeps, as of one log size, the callers of the tokens it has seen and the
-licence versions of the ids it was asked about, in a ``HotState``.
+A verification's one query (the token, the log's size and the id's
+versions) cost the machine, under load on this project's 2-core benchmark,
+some 400 µs of 1,400 on PostgreSQL (the database's backend and the worker's
+side of the round trip) and over 100 µs on SQLite. So each worker keeps, as
+of one log size, the callers of the tokens it has seen and the licence
+versions of the ids it was asked about, in a ``HotState``, and answers a
+repeated verification from it: byte for byte the answer the query would
+have given at that size.
 
 That is only safe because the database says when it goes stale. Anything
 that could change a verification's answer either grows the log (a licence
 version, a party key, an agreement: all logged, with the log's head row
-updated in the same transaction) or writes the token table, and triggers on
-both (migration 0006) NOTIFY ``CHANNEL`` when such a transaction commits. A
-listener thread in each worker waits for those notifications and answers
-each by retiring the state and starting an empty one at the log's new size.
-A revocation (of a licence or of a token) therefore reaches every worker
-when PostgreSQL delivers the commit's notification, well under a
-millisecond on one host, instead of on the next request's query; a write
-made in the worker itself retires its state at once (``retire``).
+updated in the same transaction) or writes the token table.
 
-The listener also reads the log's size every ``interval`` seconds; a state
-is trusted only for two intervals after the last read that answered, so a
-worker whose listener lost its connection asks the database again, as it
-does on SQLite and with ``REGISTRY_VERIFY_CACHE=false``.
+- On PostgreSQL (``NotifiedCache``), triggers on both (migration 0006)
+  NOTIFY ``CHANNEL`` when such a transaction commits, and a listener thread
+  in each worker answers each notification by retiring the state and
+  starting an empty one at the log's new size. A revocation (of a licence
+  or of a token) made anywhere reaches every worker when PostgreSQL
+  delivers the notification, well under a millisecond on one host. The
+  listener also reads the log's size every ``interval`` seconds; a state is
+  trusted only for two intervals after the last read that answered, so a
+  worker whose listener lost its connection asks the database again.
+- On SQLite (``PolledCache``), every verification first asks its own
+  connection's ``PRAGMA data_version``, which changes whenever another
+  connection (any thread or process) has committed: a few microseconds, and
+  a revocation counts at once, as it did with a query per verification.
+
+Either way a write made through a worker retires that worker's state at
+once (``retire``). Entries are read from the database after the state they
+go into was made, and kept only if read at its size (``keep``), so nothing
+read before a change can outlive the state that change retires.
 """
 
 from __future__ import annotations
@@ -40,12 +49,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from .db import Prepared, Reader
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "aeo_registry_changes"
 # The listener's connections show under this name in pg_stat_activity.
 HOT_CACHE_APPLICATION = "aeo-registry-hot-cache"
-_SIZE = text("SELECT tree_size FROM log_head WHERE id = 1")
+_SIZE_SQL = "SELECT tree_size FROM log_head WHERE id = 1"
+_SIZE = Prepared(text(_SIZE_SQL))
+_DATA_VERSION = Prepared(text("PRAGMA data_version"))
 
 
 def _drain(driver) -> bool:
@@ -71,32 +84,20 @@ class HotState:
 
 
 class HotCache:
-    """The current ``HotState`` of this process, kept fresh by a listener thread (see the module)."""
+    """The current ``HotState`` of this process; a subclass knows when it goes stale."""
 
-    def __init__(self, engine: Engine, capacity: int = 20_000, interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
-        self.engine = engine  # AUTOCOMMIT, no pool: the listener's connection is its own
+    def __init__(self, capacity: int = 20_000):
         self.capacity = capacity
-        self.interval = interval
-        self.clock = clock
         self._state: HotState | None = None
-        self._trusted_until = 0.0
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self.rounds = 0  # the listener's completed reads of the log's size (tests wait on it)
-        self.round_done = threading.Condition()
 
-    def current(self) -> HotState | None:
+    @property
+    def state(self) -> HotState | None:
+        """The state as it is, unchecked (for tests and tools)."""
+        return self._state
+
+    def current(self, reader: Reader) -> HotState | None:
         """The state to answer from, or None: ask the database (and ``keep`` what it says)."""
-        if self._pid != os.getpid():
-            self._start()
-        state = self._state
-        if state is None or self.clock() > self._trusted_until:
-            return None
-        return state
+        raise NotImplementedError
 
     def keep(self, state: HotState, size: int, token_hash: str, caller: Any, identifier: str,
              versions: Any) -> None:
@@ -113,8 +114,51 @@ class HotCache:
         kept[identifier] = versions
 
     def retire(self) -> None:
-        """Stop answering from the current state; the listener starts a new one on its next round."""
+        """Stop answering from the current state (after a write made in this process)."""
         self._state = None
+
+    def close(self) -> None:
+        self._state = None
+
+
+class PolledCache(HotCache):
+    """SQLite: each verification asks its connection whether anyone committed since it last asked."""
+
+    def current(self, reader: Reader) -> HotState | None:
+        version = reader.one(_DATA_VERSION)[0]
+        if version != reader.data_version or self._state is None:
+            # Something was committed (or this connection never asked): a new,
+            # empty state at the size read now, after that commit.
+            reader.data_version = version
+            self._state = HotState(reader.one(_SIZE)[0])
+        return self._state
+
+
+class NotifiedCache(HotCache):
+    """PostgreSQL: a listener thread per process retires the state on each notification."""
+
+    def __init__(self, engine: Engine, capacity: int = 20_000, interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(capacity)
+        self.engine = engine  # AUTOCOMMIT, no pool: the listener's connection is its own
+        self.interval = interval
+        self.clock = clock
+        self._trusted_until = 0.0
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self.rounds = 0  # the listener's completed reads of the log's size (tests wait on it)
+        self.round_done = threading.Condition()
+
+    def current(self, reader: Reader | None = None) -> HotState | None:
+        if self._pid != os.getpid():
+            self._start()
+        state = self._state
+        if state is None or self.clock() > self._trusted_until:
+            return None
+        return state
 
     def close(self) -> None:
         with self._lock:
@@ -130,6 +174,7 @@ class HotCache:
                 wake[0].close()
                 wake[1].close()
         self._state = None
+        self.engine.dispose()
 
     def _start(self) -> None:
         with self._lock:
@@ -186,7 +231,7 @@ class HotCache:
     def _round(self, connection, notified: bool) -> None:
         """Read the log's size; a new state if anything was committed (or the size moved)."""
         asked = self.clock()
-        size = connection.execute(_SIZE).scalar_one()
+        size = connection.exec_driver_sql(_SIZE_SQL).scalar_one()
         state = self._state
         if notified or state is None or state.size != size:
             self._state = HotState(size)

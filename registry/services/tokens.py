@@ -61,7 +61,9 @@ def revoke(session: Session, token: str, now: datetime) -> ApiToken:
 
 # Every authenticated request makes this lookup: a Core statement compiled
 # once, run on the thread's reader without the ORM. It is not cached in the
-# process, so a revocation (by the CLI, in another process) counts at once.
+# process, so a revocation (by the CLI, in another process) counts at once;
+# only a single verification may find its token in the worker's verification
+# cache instead, which every write to the token table retires (registry/hot.py).
 # The same round trip reads the log's size, which a verification needs next:
 # one query instead of two on the hottest path.
 def lookup_select(*columns: Any) -> Select:
@@ -88,7 +90,7 @@ def caller_of(row: Sequence[Any] | None, prefetched: Any = None) -> Caller | Non
 
 
 def authenticate(reader: Reader, token: str) -> Caller | None:
-    """Tokens are looked up on every request, never cached, so a revocation takes effect at once."""
+    """Looked up on every request, not cached, so a revocation takes effect at once."""
     return caller_of(reader.one(_LOOKUP, token_hash=token_hash(token)))
 
 

@@ -201,7 +201,7 @@ def authenticate_one(reader: Reader, token: str, raw_id: str, hot: HotCache | No
     except identifiers.IdentifierError:
         return tokens.authenticate(reader, token)
     token_hash = tokens.token_hash(token)
-    state = hot.current() if hot is not None else None
+    state = hot.current(reader) if hot is not None else None
     if state is not None:
         caller, versions = state.callers.get(token_hash), state.versions.get(identifier)
         if caller is not None and versions is not None:
