@@ -50,14 +50,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from .db import Prepared, Reader
+from .services import log
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "aeo_registry_changes"
 # The listener's connections show under this name in pg_stat_activity.
 HOT_CACHE_APPLICATION = "aeo-registry-hot-cache"
-_SIZE_SQL = "SELECT tree_size FROM log_head WHERE id = 1"
-_SIZE = Prepared(text(_SIZE_SQL))
 _DATA_VERSION = Prepared(text("PRAGMA data_version"))
 
 
@@ -130,7 +129,7 @@ class PolledCache(HotCache):
             # Something was committed (or this connection never asked): a new,
             # empty state at the size read now, after that commit.
             reader.data_version = version
-            self._state = HotState(reader.one(_SIZE)[0])
+            self._state = HotState(log.tree_size(reader))
         return self._state
 
 
@@ -212,8 +211,9 @@ class NotifiedCache(HotCache):
         with self.engine.connect() as connection:
             driver = connection.connection.dbapi_connection
             connection.exec_driver_sql(f"LISTEN {CHANNEL}")
+            reader = Reader(driver, connection.dialect)
             # Listening before the first read: no commit can fall between the two unseen.
-            self._round(connection, notified=True)
+            self._round(reader, notified=True)
             with selectors.DefaultSelector() as selector:
                 selector.register(driver.fileno(), selectors.EVENT_READ)
                 selector.register(wake_reader, selectors.EVENT_READ)
@@ -226,12 +226,12 @@ class NotifiedCache(HotCache):
                         if self._stop.is_set():
                             return
                         notified = _drain(driver)
-                    self._round(connection, notified)
+                    self._round(reader, notified)
 
-    def _round(self, connection, notified: bool) -> None:
+    def _round(self, reader: Reader, notified: bool) -> None:
         """Read the log's size; a new state if anything was committed (or the size moved)."""
         asked = self.clock()
-        size = connection.exec_driver_sql(_SIZE_SQL).scalar_one()
+        size = log.tree_size(reader)
         state = self._state
         if notified or state is None or state.size != size:
             self._state = HotState(size)
