@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, cli, db, headers, web
@@ -19,12 +20,28 @@ from .services.verification import SnapshotCache
 __all__ = ["ConfigError", "create_app"]
 
 
+class NoSessions(SessionInterface):
+    """The registry keeps no sessions: the API knows a caller by the bearer
+    token of each request, and the pages remember only a language cookie
+    (web/i18n.py). Flask's default would still set up a signed-cookie session
+    on every request, a tenth of what a /healthz costs, to hold nothing;
+    here every request gets Flask's empty ``NullSession`` instead.
+    """
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response):
+        return None
+
+
 def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
     """Defaults, then ``REGISTRY_*`` environment variables, then ``config`` (tests)."""
     settings = Settings.load(environ, config)
     # No static folder: the docs' files come from swagger_ui_bundle, the pages' from registry/web,
     # and every route needs an access mark.
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"), static_folder=None)
+    app.session_interface = NoSessions()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         DEBUG=settings.debug,

@@ -73,17 +73,21 @@ def _cors(response: Response, access: Access | None) -> None:
 
 
 def add_headers(response: Response) -> Response:
-    for name, value in ALWAYS.items():
-        response.headers.setdefault(name, value)
-    response.headers["Content-Security-Policy"] = _policy(response)
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    headers = response.headers
+    # The names present, read once: a look-up of a missing name in werkzeug's
+    # Headers walks the list and raises an exception inside, and this hook
+    # ran five of those per response.
+    present = {name.lower() for name, _ in headers}
+    headers.extend([item for item in ALWAYS.items() if item[0].lower() not in present])
+    headers["Content-Security-Policy"] = _policy(response)
+    if request.is_secure and "strict-transport-security" not in present:
+        headers["Strict-Transport-Security"] = HSTS
     access = access_of_request()
     if access is not None and access.public:
         _cors(response, access)
-    elif "private" not in response.headers.get("Cache-Control", ""):
+    elif "cache-control" not in present or "private" not in headers["Cache-Control"]:
         # Token-protected, or no route at all (404, 405): nothing for a cache to keep.
-        response.headers["Cache-Control"] = "no-store"
+        headers["Cache-Control"] = "no-store"
     return response
 
 

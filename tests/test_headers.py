@@ -102,3 +102,19 @@ def test_hsts_only_over_https(mk, client):
     assert "Strict-Transport-Security" not in client.get("/healthz").headers
     secure = client.get("/healthz", base_url="https://registry.example")
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_each_header_once_and_no_session(mk, client, registry, app):
+    answer = client.get(f"/api/v1/verify/{operator_id('MK', 1)}", headers=registry.headers("MK", "customs"))
+    page = client.get("/?lang=mk")  # sets the language cookie, the one cookie the registry writes
+    for response in (client.get("/healthz"), answer, page, client.get("/docs"), client.get("/nope")):
+        names = [name.lower() for name, _ in response.headers if name.lower() != "set-cookie"]
+        assert len(names) == len(set(names)), names
+        assert_baseline(response)
+    assert [c.split("=")[0] for c in page.headers.getlist("Set-Cookie")] == ["lang"]
+    assert "Cookie" not in answer.headers.get("Vary", "")
+    # The API knows callers by their tokens: there is no session to keep anything in.
+    with app.test_request_context("/"):
+        from flask import session
+        with pytest.raises(RuntimeError, match="session is unavailable"):
+            session["caller"] = "MK"
