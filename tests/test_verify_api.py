@@ -336,3 +336,16 @@ def test_agreement_put_from_the_cli(world, runner, tmp_path):
     path.write_text(json.dumps({"id": "AL-BA", "title": "x", "status": "ended", "in_force_from": "2026-01-01"}))
     result = runner.invoke(args=["registry", "agreement", "put", str(path)])
     assert result.exit_code == 1 and "status" in result.stderr
+
+
+def test_answers_at_different_moments_of_one_log_size_each_see_their_own_agreements(world):
+    later = {"id": "BA-MK", "title": "BA-MK protocol", "status": "in_force", "in_force_from": "2027-01-01",
+             "mutual": {"parties": ["BA", "MK"], "types": ["AEOF"]}, "benefits": ["priority"]}
+    with world.session() as session:
+        agreements.put(session, world.keyring, later, world.now())
+    # Alternating moments at one checkpoint: what one moment worked out is not another's.
+    for at, reason in [("2027-01-02", "recognised"), ("2026-12-31", "no_agreement"),
+                       ("2027-01-02", "recognised"), ("2026-12-31T23:59:59Z", "no_agreement"),
+                       ("2027-01-01T00:30:00+01:00", "no_agreement"), ("2027-01-01T00:00:00Z", "recognised")]:
+        result = verify(world, MK_OP, code="BA", at=at).get_json()["verification"]["results"][0]
+        assert result["reason"] == reason, at

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -65,10 +65,24 @@ class Snapshot:
     checkpoint: CheckpointView
     agreements: tuple[AgreementVersion, ...]
     revoked: Mapping[str, datetime]
+    # AgreementsInEffect by moment: the answers made in one second (about
+    # "now", most of them) share one, and what it works out per licence type.
+    _in_effect: dict[tuple[datetime, Any], AgreementsInEffect] = field(default_factory=dict, compare=False,
+                                                                        repr=False)
 
     @property
     def size(self) -> int:
         return self.checkpoint.tree_size
+
+    def agreements_in_effect(self, at: datetime) -> AgreementsInEffect:
+        """``AgreementsInEffect(self.agreements, at)``, made once per moment asked about lately."""
+        key = (at, at.utcoffset())  # equal instants in other offsets fall on other days
+        found = self._in_effect.get(key)
+        if found is None:
+            if len(self._in_effect) >= 8:
+                self._in_effect.clear()
+            found = self._in_effect[key] = AgreementsInEffect(self.agreements, at)
+        return found
 
 
 def load_snapshot(session: Session, size: int | None = None) -> Snapshot:
@@ -291,7 +305,7 @@ def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
                 normalised[position] = None
                 problems[position] = str(exc)
     agreement_versions, revoked = snapshot.agreements, snapshot.revoked
-    in_effect = AgreementsInEffect(agreement_versions, at)
+    in_effect = snapshot.agreements_in_effect(at)
     results = []
     for position, identifier in enumerate(normalised):
         if identifier is None:
