@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
 SPLIT_ATTEMPTS = 5  # tries of a wrk round that lands every connection on one worker
+WARM_UP_ASKS = 5  # /verify warm-up requests, in multiples of the id pool's size
+WARM_UP_ROUNDS = 10  # the most wrk rounds the /verify warm-up may take
 SERVER_SHAPE = ("REGISTRY_WORKERS", "REGISTRY_THREADS", "REGISTRY_BATCH_HELPER", "REGISTRY_BATCH_SPLIT_MIN",
                 "REGISTRY_READ_FAN_OUT")
 KEPT = "database-url.txt"  # where --keep leaves the kept database's URL, for --reuse and bench.micro
@@ -290,13 +292,20 @@ class BackendRun:
         seconds = self.args.wrk_seconds
         # Warm-up, so that the rounds measure the steady state a long-running
         # server is in (connections, page cache, each worker's caches): one
-        # round's length of /healthz, three of /verify. At 1,600 a second, three
-        # rounds of random requests over 20,000 ids ask each worker about four
-        # in five of them, and the verification cache of a PostgreSQL worker
-        # (registry/hot.py) keeps those it was asked; what it still misses
-        # shows as CPU in the database server per verification.
-        for name, script in scripts.items():
-            wrk.run(url, script, seconds=seconds * (3 if name == "verify" else 1))
+        # round's length of /healthz, and /verify until it has been asked
+        # WARM_UP_ASKS times the pool's size (a round at a time, at most
+        # WARM_UP_ROUNDS): random requests over the pool then ask each of
+        # two workers about 90% of its ids, which the verification cache
+        # (registry/hot.py) keeps; what it still misses shows as CPU in the
+        # database server per verification. Counted in requests, not
+        # seconds: on a host at half speed three rounds asked each worker
+        # about two in three ids, and a third of the verifications missed.
+        wrk.run(url, scripts["healthz"], seconds=seconds)
+        asked = 0
+        for _ in range(WARM_UP_ROUNDS):
+            asked += wrk.run(url, scripts["verify"], seconds=seconds).requests
+            if asked >= WARM_UP_ASKS * len(ids):
+                break
         rounds: dict[str, list[wrk.Figures]] = {"healthz": [], "verify": []}
         meter = cpu.Meter(lambda: {"workers": self.server.workers(), "helpers": self.server.helpers(),
                                    "database": cpu.database_pids()})
@@ -325,6 +334,7 @@ class BackendRun:
         self.figures["http"] = {name: _summary(figures) for name, figures in rounds.items()}
         self.figures["http"]["verify_over_healthz"] = round(
             self.figures["http"]["verify"]["rps"] / self.figures["http"]["healthz"]["rps"], 3)
+        self.figures["http"]["verify_warm_up_requests"] = asked
 
     def _profile_server(self, seconds: int) -> subprocess.Popen:
         out = self.folder / "profile-verify.speedscope.json"
