@@ -6,6 +6,7 @@ import copy
 import functools
 import http
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from flask import Flask, current_app, request
@@ -54,7 +55,9 @@ class RegistryParser(FlaskParser):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._schemas: dict[type[Schema], Schema] = {}
-        self._defaults: dict[type[Schema], dict[str, Any] | None] = {}
+        # A schema's defaults when no query string is sent, with how to copy
+        # them for each call (None: a required parameter, the full parse says so).
+        self._defaults: dict[type[Schema], tuple[dict[str, Any], Callable[[dict], dict]] | None] = {}
 
     def parse(self, argmap, req=None, *, location=None, **kwargs):
         # Most calls (every verification of the benchmark, every partner's
@@ -62,18 +65,23 @@ class RegistryParser(FlaskParser):
         # schema's defaults, worked out once. Anything sent goes the full way.
         if location in ("query", "querystring") and not request.args and isinstance(argmap, type):
             if argmap not in self._defaults:
-                try:
-                    self._defaults[argmap] = self._get_schema(argmap, req).load({})
-                except ValidationError:
-                    self._defaults[argmap] = None  # a required parameter: let the full parse say so
-            defaults = self._defaults[argmap]
-            if defaults is not None:
-                # A view may change what it is given: its own copy, a plain one
-                # where every default is a scalar (deepcopy was a fiftieth of a verification).
-                if all(isinstance(value, _SCALARS) for value in defaults.values()):
-                    return dict(defaults)
-                return copy.deepcopy(defaults)
+                self._defaults[argmap] = self._load_defaults(argmap, req)
+            found = self._defaults[argmap]
+            if found is not None:
+                defaults, copier = found
+                return copier(defaults)
         return super().parse(argmap, req, location=location, **kwargs)
+
+    def _load_defaults(self, argmap, req) -> tuple[dict[str, Any], Callable[[dict], dict]] | None:
+        try:
+            defaults = self._get_schema(argmap, req).load({})
+        except ValidationError:
+            return None
+        # A view may change what it is given, so each call gets its own copy:
+        # a plain one where every default is a scalar (deepcopy was a fiftieth
+        # of a verification), decided here once rather than on every call.
+        scalars = all(isinstance(value, _SCALARS) for value in defaults.values())
+        return defaults, dict if scalars else copy.deepcopy
 
     def _get_schema(self, argmap, req) -> Schema:
         # webargs makes a new instance of a schema class on every request,
