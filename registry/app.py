@@ -15,6 +15,7 @@ from .config import PROJECT_ROOT, ConfigError, Settings
 from .keyring import KeyFileError, Keyring
 from .ratelimit import RateLimiter
 from .services.batch_helper import BatchHelper
+from .services.log import UpperNodes
 from .services.verification import SnapshotCache
 
 __all__ = ["ConfigError", "create_app"]
@@ -71,6 +72,8 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     app.extensions["registry.public_checks"] = RateLimiter(*settings.public_check_rate)
     # Shared by a worker's threads; keyed by tree size, so never stale.
     app.extensions["registry.snapshots"] = SnapshotCache()
+    # Committed log nodes never change: kept per worker for proofs (services/log.py).
+    app.extensions["registry.log_nodes"] = UpperNodes()
 
     db.init_app(app, db.Database(settings.database_url, settings.read_fan_out, settings.verify_cache))
     if settings.batch_helper:

@@ -142,3 +142,74 @@ def test_entries_paging_limits(grown, client):
     assert client.get("/api/v1/log/entries?limit=0").status_code == 400
     assert client.get("/api/v1/log/entries?limit=1001").status_code == 400
     assert client.get("/api/v1/log/entries?start=500").get_json() == {"items": []}
+
+
+def _upper_nodes_of(size, lowest_level):
+    """Every complete subtree of a tree of ``size`` leaves from ``lowest_level`` up."""
+    return {(level, index) for level in range(lowest_level, size.bit_length())
+            for index in range(size >> level)}
+
+
+def _checked_proofs(client, size, sizes_before):
+    """Every inclusion proof at ``size``, and consistency from each earlier signed size, verified."""
+    verifier = _verifier(client)
+    checkpoint = note.open_checkpoint(client.get("/api/v1/log/checkpoint").text, verifier)
+    assert checkpoint.tree_size == size
+    leaves = _all_leaves(client)
+    for index in range(size):
+        proof = client.get(f"/api/v1/log/proof/inclusion?index={index}&tree_size={size}").get_json()
+        merkle.verify_inclusion(index, size, merkle.leaf_hash(leaves[index]["leaf"].encode()),
+                                [_b64(h) for h in proof["hashes"]], checkpoint.root_hash)
+    for first in sizes_before:
+        earlier = note.open_checkpoint(client.get(f"/api/v1/log/checkpoints?tree_size={first}").text, verifier)
+        proof = client.get(f"/api/v1/log/proof/consistency?first={first}&second={size}").get_json()
+        merkle.verify_consistency(first, size, [_b64(h) for h in proof["hashes"]],
+                                  earlier.root_hash, checkpoint.root_hash)
+
+
+def _publish(registry, start, count):
+    response = registry.batch([{"certificate": f"MKAEOF{n:06d}", **licence_fields(serial=n)}
+                               for n in range(start, start + count)])
+    assert response.status_code == 200, response.get_json()
+    return registry.log_size()
+
+
+def test_proofs_keep_the_upper_nodes_and_top_them_up_as_the_log_grows(registry, client, app):
+    kept = app.extensions["registry.log_nodes"]
+    registry.add_party("MK")
+    first = _publish(registry, 0, 150)
+    _checked_proofs(client, first, [])
+    # Band 1 is levels 6 and up: at 150 leaves, the two of level 6 and the one of level 7.
+    assert set(kept._hashes) == {merkle.node_key(node) for node in _upper_nodes_of(first, 6)}
+    second = _publish(registry, 150, 200)
+    _checked_proofs(client, second, [first])
+    assert set(kept._hashes) == {merkle.node_key(node) for node in _upper_nodes_of(second, 6)}
+
+
+def test_kept_upper_nodes_are_not_read_again(registry, client, app, monkeypatch):
+    from registry.services import log
+
+    registry.add_party("MK")
+    first = _publish(registry, 0, 100)
+    size = _publish(registry, 100, 200)
+    _checked_proofs(client, size, [first])  # reads and keeps every upper node
+    asked = []
+    stored = log._stored
+    monkeypatch.setattr(log, "_stored", lambda reader, keys: asked.extend(keys) or stored(reader, keys))
+    _checked_proofs(client, size, [first])
+    assert asked, "the lower nodes still come from the database"
+    assert all(key < merkle.band_start(1) for key in asked)
+
+
+def test_the_kept_band_rises_with_the_log_to_stay_within_its_limit(registry, client, app):
+    from registry.services.log import UpperNodes
+
+    kept = app.extensions["registry.log_nodes"] = UpperNodes(limit=4)
+    registry.add_party("MK")
+    assert kept.band_for(128) == 1 and kept.band_for(160) == 2
+    first = _publish(registry, 0, 100)
+    _checked_proofs(client, first, [])
+    assert kept.band == 1 and len(kept._hashes) == 1  # the one node of level 6
+    size = _publish(registry, 100, 100)
+    _checked_proofs(client, size, [first])
+    assert kept.band == 2 and kept._hashes == {}  # a tree of 200 has no node of level 12

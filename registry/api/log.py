@@ -1,6 +1,6 @@
 """The public transparency log: checkpoints, entries and proofs (RFC 9162, C2SP)."""
 
-from flask import Response
+from flask import Response, current_app
 
 from .. import db
 from ..auth import public
@@ -28,6 +28,10 @@ NOTE_RESPONSE = {"content": {"text/plain": {"schema": {"type": "string"}}},
 
 def _note(text: str) -> Response:
     return Response(text, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
+
+
+def _upper_nodes() -> log.UpperNodes:
+    return current_app.extensions["registry.log_nodes"]
 
 
 def _latest():
@@ -87,7 +91,7 @@ def entries(start, limit):
 @public
 def inclusion(index, tree_size):
     """Audit path of the leaf at ``index`` in the tree of ``tree_size``."""
-    digest, hashes = log.inclusion_proof(db.reader(), index, tree_size)
+    digest, hashes = log.inclusion_proof(db.reader(), index, tree_size, _upper_nodes())
     return {"index": index, "tree_size": tree_size, "leaf_hash": log.b64(digest),
             "hashes": [log.b64(h) for h in hashes]}
 
@@ -98,5 +102,5 @@ def inclusion(index, tree_size):
 @public
 def consistency(first, second):
     """Proof that the tree of ``second`` extends the tree of ``first``."""
-    hashes = log.consistency_proof(db.reader(), first, second)
+    hashes = log.consistency_proof(db.reader(), first, second, _upper_nodes())
     return {"first": first, "second": second, "hashes": [log.b64(h) for h in hashes]}
