@@ -9,7 +9,8 @@ import os
 
 workers = int(os.environ.get("REGISTRY_WORKERS", "2"))
 threads = int(os.environ.get("REGISTRY_THREADS", "4"))
-worker_class = "gthread"
+# gthread, taking new connections in turn with the other workers (registry/serving.py).
+worker_class = "registry.serving.FairThreadWorker"
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8000")
 timeout = 60
 graceful_timeout = 30
@@ -19,13 +20,12 @@ keepalive = 5
 # requests a second this machine serves, 100,000 meant every half minute).
 max_requests = 1_000_000
 max_requests_jitter = 100_000
-# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel
-# spreads new connections over them. With one shared socket whichever worker
-# woke first took them, and a few long-lived connections (a partner's pool, a
-# proxy's upstream pool, wrk's 16) could all land on one worker: half the
-# throughput, in about one set of 16 connections out of six (bench/README.md).
-# Unix-socket binds stay shared; on_starting keeps "address in use" an error.
-reuse_port = not bind.startswith(("unix:", "fd://"))
+# The workers share the master's socket and take its connections in turn
+# (registry/serving.py), so a few long-lived connections (a partner's pool, a
+# proxy's upstream pool, wrk's 16) are spread evenly. Per-worker sockets
+# (reuse_port) spread them by a hash of their ports: 10 to 16 of 16 on one
+# worker about half the time, whose answers were then the slow ones.
+# on_starting keeps "address in use" a clear error.
 accesslog = "-" if os.environ.get("REGISTRY_ACCESS_LOG", "") else None
 errorlog = "-"
 # Neither the request line nor headers carry tokens in logs: only the path is logged.
@@ -44,17 +44,16 @@ def post_worker_init(worker):
 
 
 def on_starting(server):
-    """Refuse a TCP address already in use, as gunicorn does without reuse_port.
+    """Refuse a TCP address already in use at once, saying so.
 
-    With SO_REUSEPORT a second server started on the same port by the same
-    user would otherwise share its connections silently. The probe sets
+    gunicorn would try again for five seconds and then say only that it
+    cannot connect; with reuse_port (GUNICORN_CMD_ARGS) a second server on
+    the same port would share its connections silently. The probe sets
     SO_REUSEADDR, as gunicorn's own sockets do, so that connections left in
     TIME_WAIT by a server that just stopped do not count as a use.
     """
     import socket
 
-    if not server.cfg.reuse_port:
-        return
     for address in server.cfg.address:
         if not isinstance(address, tuple):
             continue
