@@ -33,9 +33,9 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 
 
 def post_worker_init(worker):
-    """Once a worker has loaded the app: tune its garbage collector for batches
-    and start its batch helper, a process that answers half of each large
-    verify batch on the other core (registry/services/batch_helper.py)."""
+    """Once a worker has loaded the app: freeze what it loaded for the garbage
+    collector and start its batch helper, a process that answers half of each
+    large verify batch on the other core (registry/services/batch_helper.py)."""
     from registry.services import batch_helper
 
     batch_helper.tune_gc()

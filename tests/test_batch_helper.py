@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -123,3 +124,48 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def _threshold_seen_by(monkeypatch, module, name: str) -> list[int]:
+    """The young-generation threshold in force each time ``module.name`` runs."""
+    seen: list[int] = []
+    original = getattr(module, name)
+
+    def spied(*args, **kwargs):
+        seen.append(gc.get_threshold()[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spied)
+    return seen
+
+
+def test_batches_collect_young_objects_rarely_and_single_requests_as_usual(registry, monkeypatch):
+    from registry.services import batch_helper, licences, verification
+
+    usual = gc.get_threshold()
+    answering = _threshold_seen_by(monkeypatch, verification, "answer_body")
+    publishing = _threshold_seen_by(monkeypatch, licences, "publish")
+    batch(registry)
+    single = registry.client.get(f"/api/v1/verify/{MK_OP}", headers=registry.headers("AL", "customs"))
+    assert single.status_code == 200
+    assert answering == [batch_helper.BATCH_YOUNG_THRESHOLD, usual[0]]
+    items = [{"certificate": f"MKAEOS{n:06d}", **licence_fields("MK", n, type="AEOS")} for n in (7, 8)]
+    assert registry.batch(items).status_code == 200
+    assert registry.put("MKAEOS000009", licence_fields("MK", 9, type="AEOS")).status_code == 201
+    assert publishing == [batch_helper.BATCH_YOUNG_THRESHOLD, usual[0]]
+    assert gc.get_threshold() == usual
+
+
+def test_overlapping_batches_restore_the_threshold_when_the_last_ends():
+    from registry.services.batch_helper import BATCH_YOUNG_THRESHOLD, RoomyCollections
+
+    usual = gc.get_threshold()
+    roomy = RoomyCollections()
+    with roomy():
+        with roomy():
+            assert gc.get_threshold()[0] == BATCH_YOUNG_THRESHOLD
+        assert gc.get_threshold()[0] == BATCH_YOUNG_THRESHOLD  # the first batch still runs
+    assert gc.get_threshold() == usual
+    with pytest.raises(RuntimeError), roomy():
+        raise RuntimeError("a failed batch")
+    assert gc.get_threshold() == usual

@@ -17,6 +17,7 @@ from ..schemas import (
     StatementSchema,
 )
 from ..services import licences
+from ..services.batch_helper import BATCH_GC
 from . import API_PREFIX, Blueprint, json_body, keyring
 
 blp = Blueprint("licences", __name__, url_prefix=API_PREFIX,
@@ -45,6 +46,7 @@ def put_licence(certificate):
 
 
 @blp.route("/licences:batch", methods=["POST"])
+@BATCH_GC.around  # thousands of licences: as for a verify batch
 @require("authority")
 @blp.arguments(PublishBatchSchema)
 @blp.response(200, PublishBatchResultSchema)

@@ -13,6 +13,7 @@ from ..schemas import (
     VerifyQuerySchema,
 )
 from ..services import verification
+from ..services.batch_helper import BATCH_GC
 from ..services.tokens import Caller
 from . import API_PREFIX, Blueprint, keyring
 
@@ -48,6 +49,7 @@ def verify_one(operator_id, at=None, nonce=None, proofs=False):
 
 
 @blp.route("/verify:batch", methods=["POST"])
+@BATCH_GC.around  # the reading of the ids and the writing of the answer too
 @require("customs", "authority")
 @blp.arguments(VerifyBatchSchema)
 @blp.response(200, VerificationAnswerSchema)
