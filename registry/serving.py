@@ -41,10 +41,12 @@ class ConnectionBoard:
     """How many connections each worker holds, in memory the workers share.
 
     One slot per worker: its pid, its count, and when its main loop last ran
-    (CLOCK_MONOTONIC, in ms, the same in every process). The slot is chosen
-    by gunicorn's worker age, which no two workers share. Aligned 8-byte
-    stores are atomic, and a count a moment stale costs at most one
-    connection placed unevenly.
+    (CLOCK_MONOTONIC, in ms, the same in every process). The slot is the
+    worker's age (gunicorn numbers the workers it starts) modulo ``SLOTS``:
+    two live workers share one only if 64 others were started between them,
+    and then they merely stop waiting for each other. Aligned 8-byte stores
+    are atomic, and a count a moment stale costs at most one connection
+    placed unevenly.
     """
 
     SLOTS = 64
