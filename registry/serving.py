@@ -130,9 +130,13 @@ class FairThreadWorker(ThreadWorker):
         self._connections = value
         self._publish()
 
+    def _held(self) -> int:
+        """Connections open, and those the accept threads took that the main thread has yet to count."""
+        return self._connections + self._accepted.qsize()
+
     def _publish(self) -> None:
         if self._slot is not None:
-            BOARD.publish(self._slot, self._connections + self._accepted.qsize())
+            BOARD.publish(self._slot, self._held())
 
     def notify(self) -> None:
         super().notify()  # once a loop of the main thread
@@ -210,7 +214,7 @@ class FairThreadWorker(ThreadWorker):
         look = YIELD_FIRST_LOOK_SECONDS
         while self.alive and time.monotonic() < deadline:
             fewest = BOARD.fewest_elsewhere(self._slot)
-            if fewest is None or self._connections + self._accepted.qsize() <= fewest:
+            if fewest is None or self._held() <= fewest:
                 return
             time.sleep(look)
             look = min(look * 2, YIELD_LAST_LOOK_SECONDS)

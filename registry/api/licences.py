@@ -46,7 +46,7 @@ def put_licence(certificate):
 
 
 @blp.route("/licences:batch", methods=["POST"])
-@BATCH_GC.around  # thousands of licences: as for a verify batch
+@BATCH_GC()  # thousands of licences: as for a verify batch
 @require("authority")
 @blp.arguments(PublishBatchSchema)
 @blp.response(200, PublishBatchResultSchema)

@@ -49,7 +49,7 @@ def verify_one(operator_id, at=None, nonce=None, proofs=False):
 
 
 @blp.route("/verify:batch", methods=["POST"])
-@BATCH_GC.around  # the reading of the ids and the writing of the answer too
+@BATCH_GC()  # the reading of the ids and the writing of the answer too
 @require("customs", "authority")
 @blp.arguments(VerifyBatchSchema)
 @blp.response(200, VerificationAnswerSchema)

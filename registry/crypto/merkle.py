@@ -36,7 +36,7 @@ def node_key(node: Node) -> int:
     first = index << level
     if not 0 <= level < 1 << _LEVEL_BITS or not 0 <= first < MAX_LEAVES:
         raise ValueError(f"node {node} is outside the keyed range")
-    return (level // BAND_LEVELS) << (_LEAF_BITS + _LEVEL_BITS) | first << _LEVEL_BITS | level
+    return band_start(level // BAND_LEVELS) | first << _LEVEL_BITS | level
 
 
 def band_start(band: int) -> int:

@@ -17,7 +17,6 @@ itself; a dead helper is started again for the next one.
 
 from __future__ import annotations
 
-import functools
 import gc
 import json
 import logging
@@ -69,7 +68,7 @@ class RoomyCollections:
     of some 50,000 objects, 40-100 ms (``gc.callbacks``), and the requests
     in flight waited: verify p99 12-29 ms against 12-15 at the default 700,
     in alternating 15 s rounds on a kept 300,000-licence registry. A batch
-    request is wrapped whole (``around``): with the answer's making alone
+    request is wrapped whole (``@BATCH_GC()`` on its view): with the answer's making alone
     wrapped, reading the 5,000 ids at 700 took a batch from 83 to 138 ms.
     """
 
@@ -92,15 +91,6 @@ class RoomyCollections:
                 self._running -= 1
                 if not self._running:
                     gc.set_threshold(*self._usual)
-
-
-    def around(self, function: Callable) -> Callable:
-        """``function``, each call of it made in ``self()``."""
-        @functools.wraps(function)
-        def roomy(*args: Any, **kwargs: Any) -> Any:
-            with self():
-                return function(*args, **kwargs)
-        return roomy
 
 
 BATCH_GC = RoomyCollections()
