@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -187,3 +188,22 @@ class LicenceVersion:
         """From what ``facts`` kept: the same version ``from_payload`` gives from the statement."""
         return cls.from_payload(facts, log_index=log_index, logged_at=parse_time(facts["logged_at"]),
                                 kid=facts["kid"], statement=statement)
+
+
+def counts(version: LicenceVersion, void_from: Mapping[str, datetime]) -> bool:
+    """Whether a version counts: not void (see ``party_keys.KeyHistory.void_from``)."""
+    since = void_from.get(version.kid)
+    return since is None or version.logged_at <= since
+
+
+def standing(versions: Sequence[LicenceVersion], void_from: Mapping[str, datetime]) -> LicenceVersion | None:
+    """The latest version that counts, which the lifecycle rules judge a new version against; None if all are void.
+
+    Version numbers go on counting void versions, but a void statement
+    changes nothing: the authority may state again, with a valid key, what
+    it said.
+    """
+    for version in reversed(versions):
+        if counts(version, void_from):
+            return version
+    return None

@@ -14,7 +14,7 @@ from itertools import groupby
 from typing import Any
 
 from .agreement import AgreementVersion, version_at
-from .licence import LicenceVersion, effective_type, type_covered
+from .licence import LicenceVersion, counts, effective_type, type_covered
 from .timefmt import format_time
 
 # Nearest miss first: a licence that passed more of the checks is nearer to
@@ -109,12 +109,6 @@ def licence_json(version: LicenceVersion, *, include_statement: bool = True) -> 
     if include_statement:
         item["statement"] = version.statement
     return item
-
-
-def signed_in_validity(version: LicenceVersion, revoked_keys: Mapping[str, datetime]) -> bool:
-    """A statement logged after its key's ``revoked_at`` does not count."""
-    revoked_at = revoked_keys.get(version.kid)
-    return revoked_at is None or version.logged_at <= revoked_at
 
 
 def histories(versions: Iterable[LicenceVersion]) -> list[list[LicenceVersion]]:
@@ -216,31 +210,75 @@ def undisclosed_digest(salt: str, identifier: str) -> str:
     return hashlib.sha256(f"{salt}:{identifier}".encode()).hexdigest()
 
 
+def claiming(operator_id: str, histories_: Iterable[Sequence[LicenceVersion]], at: datetime,
+             parties: Collection[str]) -> list[Sequence[LicenceVersion]]:
+    """The licence histories that ``operator_id`` finds at ``at``: all of one party, or none.
+
+    An identifier finds a licence only through the version in effect at
+    ``at`` (the first version, before any is in effect), so an alias counts
+    from the version that lists it until one drops it. One that begins with
+    a party's code finds only that party's licences. Any other (an EU EORI,
+    a partner's code) may be listed by licences of two parties at one
+    moment only through back-dated versions; then the claim made first in
+    the log counts. So no party can change what partners learn about an
+    operator of another.
+    """
+    prefix = operator_id[:2]
+    found: list[tuple[int, str, Sequence[LicenceVersion]]] = []
+    for history in histories_:
+        party = history[0].party
+        if prefix != party and prefix in parties:
+            continue
+        claimed_at = _claimed_at(history, operator_id, at)
+        if claimed_at is not None:
+            found.append((claimed_at, party, history))
+    if len({party for _, party, _ in found}) > 1:
+        first = min(found, key=lambda claim: claim[0])[1]
+        found = [claim for claim in found if claim[1] == first]
+    return [history for _, _, history in found]
+
+
+def _claimed_at(history: Sequence[LicenceVersion], operator_id: str, at: datetime) -> int | None:
+    """The log index from which the versions listing ``operator_id`` run unbroken to the one in effect."""
+    position = 0
+    for index, version in enumerate(history):
+        if version.effective_at <= at:
+            position = index
+    if operator_id not in history[position].identifiers:
+        return None
+    while position > 0 and operator_id in history[position - 1].identifiers:
+        position -= 1
+    return history[position].log_index
+
+
 def recognise(
     operator_id: str,
     verifier: str,
     at: datetime,
     licence_versions: Iterable[LicenceVersion],
     agreement_versions: Iterable[AgreementVersion],
-    revoked_keys: Mapping[str, datetime] | None = None,
+    void_from: Mapping[str, datetime] | None = None,
     undisclosed: tuple[str, Collection[str]] | None = None,
     *,
+    parties: Collection[str],
     in_effect: AgreementsInEffect | None = None,
 ) -> Result:
     """Answer for ``operator_id`` (already normalised) from the logged statements.
 
-    ``licence_versions`` may hold any versions; those of licences that never
-    named ``operator_id`` as id or alias are ignored. ``agreement_versions``
+    ``licence_versions`` may hold any versions; only those ``claiming``
+    finds count, and none that is void (``void_from``, see
+    ``party_keys.KeyHistory``). ``parties`` are the codes of the registry's
+    parties, whose identifiers only they may claim. ``agreement_versions``
     holds every logged version of every agreement; a caller answering many
     ids at one ``at`` may pass ``in_effect=AgreementsInEffect(agreement_versions, at)``
     once instead. ``undisclosed`` is a snapshot's (salt, digests) of ids whose
     licences the verifier may not see.
     """
-    if revoked_keys:
-        valid = [v for v in licence_versions if signed_in_validity(v, revoked_keys)]
+    if void_from:
+        valid = [v for v in licence_versions if counts(v, void_from)]
     else:
         valid = list(licence_versions)
-    mine = [h for h in histories(valid) if any(operator_id in v.identifiers for v in h)]
+    mine = claiming(operator_id, histories(valid), at, parties) if valid else []
     if not mine:
         if undisclosed and undisclosed_digest(undisclosed[0], operator_id) in undisclosed[1]:
             return Result(operator_id, "no_consent")
