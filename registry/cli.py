@@ -221,13 +221,16 @@ def sign_command(key_file, kind, file):
                    f"{audit_service.POOL_FROM_ENTRIES:,} entries or more, else 1)")
 @handled
 def audit_command(jobs):
-    """Check every statement's signature, every leaf, every stored hash and checkpoint."""
+    """Check every statement's signature, every leaf, stored hash and checkpoint, and every table answers read."""
     with db.database().session() as session:
         report = audit_service.run(session, _keyring(), jobs)
     for fault in report.faults:
         click.echo(f"FAULT {fault}", err=True)
+    for void in report.void:
+        click.echo(f"VOID {void}")
+    void = f"; {len(report.void)} statements void (listed above, not faults)" if report.void else ""
     click.echo(f"{report.entries} entries and {report.checkpoints} checkpoints checked: "
-               + ("all hold" if report.ok else f"{len(report.faults)} faults"))
+               + ("all hold" if report.ok else f"{len(report.faults)} faults") + void)
     if not report.ok:
         sys.exit(1)
 
@@ -247,31 +250,42 @@ def demo_command(tokens_file):
     click.echo(result)
 
 
+def _registry_jwks() -> dict | None:
+    """This registry's own public keys: what the admin CLI trusts when no ``--jwks`` is given."""
+    try:
+        return _keyring().registry_jwks()
+    except KeyFileError:
+        return None
+
+
 @registry.command("verify-offline")
 @click.argument("snapshot", type=click.Path(exists=True, dir_okay=False))
 @click.argument("operator_id")
 @click.option("--as", "verifier", required=True, help="the verifying party's code")
 @click.option("--at", help="RFC 3339 time or YYYY-MM-DD; default now")
-@click.option("--jwks", type=click.Path(exists=True, dir_okay=False), help="the registry's pinned JWK set")
+@click.option("--jwks", type=click.Path(exists=True, dir_okay=False),
+              help="the registry's pinned JWK set (default: this registry's own keys)")
 def verify_offline(snapshot, operator_id, verifier, at, jwks):
     """Answer a verification from a snapshot file alone; exits non-zero only if the snapshot fails."""
     from . import offline
 
     args = ["verify", snapshot, operator_id, "--as", verifier, *(["--at", at] if at else []),
             *(["--jwks", jwks] if jwks else [])]
-    sys.exit(offline.main(args))
+    sys.exit(offline.main(args, _registry_jwks()))
 
 
 @registry.command("check-answer")
 @click.argument("answer", type=click.Path(exists=True, dir_okay=False))
 @click.option("--snapshot", required=True, type=click.Path(exists=True, dir_okay=False),
               help="for the issuers' keys and the log key")
-@click.option("--jwks", type=click.Path(exists=True, dir_okay=False), help="the registry's pinned JWK set")
+@click.option("--jwks", type=click.Path(exists=True, dir_okay=False),
+              help="the registry's pinned JWK set (default: this registry's own keys)")
 def check_answer(answer, snapshot, jwks):
     """Check a stored verification answer: signatures and inclusion proofs."""
     from . import offline
 
-    sys.exit(offline.main(["check-answer", answer, "--snapshot", snapshot, *(["--jwks", jwks] if jwks else [])]))
+    sys.exit(offline.main(["check-answer", answer, "--snapshot", snapshot, *(["--jwks", jwks] if jwks else [])],
+                          _registry_jwks()))
 
 
 @registry.command("monitor")

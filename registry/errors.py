@@ -71,6 +71,14 @@ class ConflictError(RegistryError):
     title = "ConflictError"
 
 
+class UnprocessableError(RegistryError):
+    """Well-formed input that a rule refuses whatever the state (e.g. claiming another party's identifier)."""
+
+    status = 422
+    slug = "unprocessable"
+    title = "Unprocessable input"
+
+
 class PayloadTooLargeError(RegistryError):
     status = 413
     slug = "payload-too-large"

@@ -71,7 +71,7 @@ class PartyKey(Base):
     """A party's public key; never deleted, so old statements stay verifiable."""
 
     __tablename__ = "party_key"
-    __table_args__ = (CheckConstraint("status IN ('active', 'retired', 'revoked')", name="status"),)
+    __table_args__ = (CheckConstraint("status IN ('active', 'retired', 'revoked', 'void')", name="status"),)
 
     kid: Mapped[str] = mapped_column(String(43), primary_key=True)
     party_code: Mapped[str] = mapped_column(ForeignKey("party.code"), index=True)

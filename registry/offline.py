@@ -8,8 +8,8 @@ service, and checks stored answers that carry inclusion proofs.
 
 Run it without the server's settings as ``python -m registry.offline``:
 
-    python -m registry.offline verify SNAPSHOT.json OPERATOR_ID --as AL [--at TIME] [--jwks JWKS.json]
-    python -m registry.offline check-answer ANSWER.json --snapshot SNAPSHOT.json [--jwks JWKS.json]
+    python -m registry.offline verify SNAPSHOT.json OPERATOR_ID --as AL [--at TIME] --jwks JWKS.json
+    python -m registry.offline check-answer ANSWER.json --snapshot SNAPSHOT.json --jwks JWKS.json
 
 A web page or another program can check an answer against the registry's
 published keys instead: ``check_answer(answer, Anchors.published(...))``.
@@ -23,8 +23,8 @@ import binascii
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from .crypto import jws, keys, merkle, note
 from .domain import identifiers
 from .domain.agreement import AgreementVersion
 from .domain.licence import LicenceVersion
-from .domain.party_keys import KeyValidity
+from .domain.party_keys import NEVER, KeyHistory, KeyLedger, KeyStatement, KeyValidity
 from .domain.recognition import Result, recognise
 from .domain.timefmt import now_utc, parse_moment, parse_time
 
@@ -85,22 +85,36 @@ class RegistryKeys:
 
 @dataclass
 class PartyKeys:
-    """Every party's keys: who may sign, and when."""
+    """Every party's keys: who could sign when a statement was logged, and what a revocation voided since.
 
-    validity: dict[str, KeyValidity] = field(default_factory=dict)
-    public: dict[str, OKPKey] = field(default_factory=dict)
+    Built from the logged key statements themselves (``from_statements``, as
+    snapshots carry them), replayed with the service's own rules; or, for
+    what ``/api/v1/parties`` publishes, from each key's dates and log indices
+    (``from_published``), which say when a key was enrolled, retired or
+    revoked but not when a void enrolment became void.
+    """
+
+    public: dict[str, OKPKey]
+    final: KeyHistory
+    ledger: KeyLedger | None = None
+
+    def at(self, log_index: int) -> KeyHistory:
+        """The keys as they stood when the entry at ``log_index`` was logged."""
+        if self.ledger is not None:
+            return self.ledger.before(log_index)
+        return _as_of(self.final, log_index)
+
+    def is_void(self, kid: str, logged_at: datetime) -> bool:
+        return self.final.is_void(kid, logged_at)
 
     def verify_statement(self, text: str, typ: str, party: str, log_index: int, logged_at: datetime,
                          what: str) -> jws.Envelope:
+        """The issuer's signature, by a key that could sign it when it was logged (it may be void since)."""
         try:
             envelope = jws.open_envelope(text, typ)
         except jws.JWSError as exc:
             raise OfflineError(f"{what}: {exc}") from exc
-        validity = self.validity.get(envelope.kid)
-        if validity is None or validity.party != party:
-            whose = f"a key of {validity.party}" if validity else "an unknown key"
-            raise OfflineError(f"{what}: signed by {whose} ({envelope.kid}), not by {party}")
-        refusal = validity.refusal(log_index, logged_at)
+        refusal = self.at(log_index).refusal(envelope.kid, party, log_index, logged_at)
         if refusal:
             raise OfflineError(f"{what}: {refusal} when it was logged")
         try:
@@ -108,6 +122,23 @@ class PartyKeys:
         except jws.JWSError as exc:
             raise OfflineError(f"{what}: issuer signature: {exc}") from exc
         return envelope
+
+
+def _as_of(final: KeyHistory, log_index: int) -> KeyHistory:
+    """``final`` without the retirements and revocations logged at or after ``log_index``."""
+    earlier = {}
+    for kid, validity in final.keys.items():
+        if validity.retired_index is not None and validity.retired_index >= log_index:
+            validity = replace(validity, retired_index=None, retired_at=None)
+        if validity.revoked_index is not None and validity.revoked_index >= log_index:
+            validity = replace(validity, revoked_at=None, revoked_index=None)
+        earlier[kid] = replace(validity, void=False)
+    return KeyHistory(final.statements, earlier, frozenset(), _void_from(earlier))
+
+
+def _void_from(validities: dict[str, KeyValidity]) -> dict[str, datetime]:
+    return {kid: NEVER if v.void else v.revoked_at for kid, v in validities.items()
+            if v.void or v.revoked_at is not None}
 
 
 def _check_leaf(leaf_text: str, statement: str, expected: dict[str, Any], what: str) -> dict[str, Any]:
@@ -125,24 +156,67 @@ def _check_leaf(leaf_text: str, statement: str, expected: dict[str, Any], what: 
 
 
 def party_keys_from(parties: Sequence[dict[str, Any]], tree_size: int | None = None) -> PartyKeys:
-    """Party keys as the registry publishes them (``/api/v1/parties`` or a snapshot).
+    """Party keys as ``/api/v1/parties`` publishes them: each key's validity, as the registry's tables hold it.
 
-    A revocation counts only if it was logged below ``tree_size``, as in the service.
+    A retirement or revocation counts only if it was logged below ``tree_size``.
     """
-    party_keys = PartyKeys()
+    public, validities = {}, {}
     for party in parties:
         for key in party["keys"]:
-            public = keys.public_from_jwk(key["jwk"])
-            if public.kid != key["kid"]:
+            public_key = keys.public_from_jwk(key["jwk"])
+            if public_key.kid != key["kid"]:
                 raise OfflineError(f"party {party['code']}: key {key['kid']} is not its JWK's thumbprint")
-            revoked_at = key.get("revoked_at")
-            if revoked_at and tree_size is not None and (key.get("revoked_log_index") or 0) >= tree_size:
-                revoked_at = None
-            party_keys.validity[public.kid] = KeyValidity(
-                public.kid, party["code"], parse_time(key["valid_from"]), key["log_index"],
-                key.get("retired_log_index"), parse_time(revoked_at) if revoked_at else None)
-            party_keys.public[public.kid] = public
-    return party_keys
+            validities[public_key.kid] = KeyValidity(
+                public_key.kid, party["code"], parse_time(key["valid_from"]), key["log_index"],
+                key.get("retired_log_index"), parse_time(key["revoked_at"]) if key.get("revoked_at") else None,
+                revoked_index=key.get("revoked_log_index"), void=key.get("status") == "void")
+            public[public_key.kid] = public_key
+    final = KeyHistory((), validities, frozenset(), _void_from(validities))
+    if tree_size is not None:
+        final = _as_of(final, tree_size)
+    return PartyKeys(public, final)
+
+
+def party_keys_from_statements(entries: Sequence[dict[str, Any]], registry: RegistryKeys) -> PartyKeys:
+    """Party keys replayed from their logged statements (``{"log_index", "statement", "leaf"}``, any order).
+
+    An enrolment by the administrator is signed with the registry's answer
+    key; every other change with a key of the party that could sign when it
+    was logged. A statement that no key could have signed then is tampering,
+    not a void statement, and fails the whole set.
+    """
+    opened = []
+    for entry in entries:
+        what = f"key statement at log index {entry['log_index']}"
+        statement = entry["statement"]
+        try:
+            envelope = jws.open_envelope(statement, jws.TYP_PARTY_KEY)
+            payload = envelope.payload()
+            target = keys.public_from_jwk(payload.get("jwk"))
+        except (jws.JWSError, keys.KeyFileError) as exc:
+            raise OfflineError(f"{what}: {exc}") from exc
+        leaf = _check_leaf(entry["leaf"], statement, {"kind": "party_key", "party": payload.get("party"),
+                                                      "kid": envelope.kid}, what)
+        change = KeyStatement.from_payload(payload, index=entry["log_index"], logged_at=parse_time(leaf["logged_at"]),
+                                           signer=envelope.kid, kid=target.kid)
+        opened.append((change, envelope, target, what))
+    ledger = KeyLedger([change for change, *_ in opened])
+    public: dict[str, OKPKey] = {}
+    for change, envelope, target, what in sorted(opened, key=lambda item: item[0].index):
+        if envelope.kid in registry.answer:
+            if change.action != "add":
+                raise OfflineError(f"{what}: the registry's key only enrols keys")
+            registry.verify_answer_key_jws(envelope.text, jws.TYP_PARTY_KEY, what)
+        else:
+            refusal = ledger.before(change.index).refusal(envelope.kid, change.party, change.index, change.logged_at)
+            if refusal:
+                raise OfflineError(f"{what}: {refusal} when it was logged")
+            try:
+                jws.verify_envelope(envelope, public[envelope.kid])
+            except jws.JWSError as exc:
+                raise OfflineError(f"{what}: signature: {exc}") from exc
+        public.setdefault(target.kid, target)
+    return PartyKeys(public, ledger.final, ledger)
 
 
 @dataclass
@@ -156,15 +230,19 @@ class Anchors:
 
     @classmethod
     def published(cls, registry_jwks: dict[str, Any], log_verifier_key: str,
-                  parties: Sequence[dict[str, Any]]) -> Anchors:
-        """From what the registry publishes: /.well-known/jwks.json, /api/v1/log, /api/v1/parties."""
+                  parties: Sequence[dict[str, Any]] | None = None,
+                  key_statements: Sequence[dict[str, Any]] | None = None) -> Anchors:
+        """From what the registry publishes: /.well-known/jwks.json, /api/v1/log, and the parties' keys,
+        as the logged key statements (preferred) or as /api/v1/parties lists them."""
         registry = RegistryKeys.from_jwks(registry_jwks)
         try:
             verifier = note.Verifier.from_vkey(log_verifier_key)
         except note.NoteError as exc:
             raise OfflineError(f"log verifier key: {exc}") from exc
         _check_log_key(verifier, registry)
-        return cls(registry, party_keys_from(parties), verifier)
+        party_keys = (party_keys_from_statements(key_statements, registry) if key_statements is not None
+                      else party_keys_from(parties or []))
+        return cls(registry, party_keys, verifier)
 
 
 def _check_log_key(verifier: note.Verifier, registry: RegistryKeys) -> None:
@@ -179,11 +257,15 @@ class Snapshot:
     checkpoint_note: str
     registry: RegistryKeys
     party_keys: PartyKeys
-    licence_versions: list[LicenceVersion]
+    licence_versions: list[LicenceVersion]  # void ones included; answers skip them (``void_from``)
     agreement_versions: list[AgreementVersion]
-    revoked_keys: dict[str, datetime]
     log_verifier: note.Verifier
     undisclosed: tuple[str, frozenset[str]]
+    parties: frozenset[str]
+
+    @property
+    def void_from(self) -> Mapping[str, datetime]:
+        return self.party_keys.final.void_from
 
     @property
     def anchors(self) -> Anchors:
@@ -191,21 +273,19 @@ class Snapshot:
                        {v.statement: v for v in self.licence_versions if v.statement})
 
 
-def open_snapshot(document: dict[str, Any], trusted_jwks: dict[str, Any] | None = None) -> Snapshot:
+def open_snapshot(document: dict[str, Any], trusted_jwks: dict[str, Any]) -> Snapshot:
     """Check a snapshot fully: its signature, its checkpoint, every statement and leaf in it.
 
     ``trusted_jwks`` are the registry's keys as pinned by the border post.
-    Without them the snapshot is checked against the keys it carries, which
-    shows it is intact but not who made it.
+    The keys a snapshot carries prove nothing about who made it, so there
+    is no answer without trusted ones.
     """
+    if not isinstance(trusted_jwks, dict) or not trusted_jwks.get("keys"):
+        raise OfflineError("no trusted registry keys given (the registry's /.well-known/jwks.json, pinned)")
     text = document.get("jws") if isinstance(document, dict) else None
     if not isinstance(text, str):
         raise OfflineError("not a snapshot: no jws member")
-    try:
-        carried = jws.open_envelope(text, jws.TYP_SNAPSHOT).payload()
-    except jws.JWSError as exc:
-        raise OfflineError(f"snapshot: {exc}") from exc
-    registry = RegistryKeys.from_jwks(trusted_jwks or {"keys": carried.get("registry", {}).get("keys", [])})
+    registry = RegistryKeys.from_jwks(trusted_jwks)
     payload = registry.verify_answer_key_jws(text, jws.TYP_SNAPSHOT, "snapshot")
     try:
         return _read_snapshot(payload, registry)
@@ -231,8 +311,13 @@ def _read_snapshot(payload: dict[str, Any], registry: RegistryKeys) -> Snapshot:
     except note.NoteError as exc:
         raise OfflineError(f"snapshot checkpoint: {exc}") from exc
     size = checkpoint.tree_size
-    party_keys = party_keys_from(payload["parties"], size)
-    revoked = {kid: v.revoked_at for kid, v in party_keys.validity.items() if v.revoked_at is not None}
+    key_entries = payload.get("party_keys")
+    if key_entries is None:  # a snapshot made before snapshots carried the key statements
+        party_keys = party_keys_from(payload["parties"], size)
+    else:
+        if any(not 0 <= entry["log_index"] < size for entry in key_entries):
+            raise OfflineError("snapshot: a key statement lies beyond its checkpoint")
+        party_keys = party_keys_from_statements(key_entries, registry)
     licence_versions = []
     for licence in payload["licences"]:
         for item in licence["versions"]:
@@ -243,8 +328,9 @@ def _read_snapshot(payload: dict[str, Any], registry: RegistryKeys) -> Snapshot:
             agreement_versions.append(_agreement_version(agreement, item, registry, size))
     undisclosed = payload["undisclosed"]
     return Snapshot(parse_time(payload["generated_at"]), checkpoint, payload["checkpoint"]["note"], registry,
-                    party_keys, licence_versions, agreement_versions, revoked, verifier,
-                    (undisclosed["salt"], frozenset(undisclosed["digests"])))
+                    party_keys, licence_versions, agreement_versions, verifier,
+                    (undisclosed["salt"], frozenset(undisclosed["digests"])),
+                    frozenset(party["code"] for party in payload["parties"]))
 
 
 def _licence_version(licence: dict[str, Any], item: dict[str, Any], party_keys: PartyKeys,
@@ -288,7 +374,7 @@ def answer(snapshot: Snapshot, operator_id: str, verifier: str, at: datetime) ->
     except identifiers.IdentifierError as exc:
         return Result(operator_id, "unknown_operator", error=f"operator_id: {exc}")
     return recognise(normalised, verifier, at, snapshot.licence_versions, snapshot.agreement_versions,
-                     snapshot.revoked_keys, snapshot.undisclosed)
+                     snapshot.void_from, snapshot.undisclosed, parties=snapshot.parties)
 
 
 # --- stored answers ---------------------------------------------------------------------
@@ -306,11 +392,12 @@ class AnswerReport:
     tree_size: int
     results: list[dict[str, Any]]
     proven: int  # licences whose inclusion in the log was proven
+    void: int = 0  # licence statements that a key revocation voided after the answer was made
 
     def as_json(self) -> dict[str, Any]:
         return {"valid": True, "verifier": self.verifier, "at": self.at, "produced_at": self.produced_at,
                 "next_update": self.next_update, "fresh": self.fresh, "tree_size": self.tree_size,
-                "licences_proven_in_log": self.proven, "results": self.results}
+                "licences_proven_in_log": self.proven, "licences_void_since": self.void, "results": self.results}
 
 
 def check_answer(document: dict[str, Any], anchors: Anchors | Snapshot, now: datetime | None = None) -> AnswerReport:
@@ -353,7 +440,7 @@ def _checkpoint_of(verification: dict[str, Any], anchors: Anchors) -> note.Check
 
 def _check_verification(verification: dict[str, Any], anchors: Anchors, now: datetime) -> AnswerReport:
     checkpoint = _checkpoint_of(verification, anchors)
-    proven = 0
+    proven = void = 0
     summaries = []
     for position, result in enumerate(verification["results"]):
         for licence in result["licences"]:
@@ -376,17 +463,19 @@ def _check_verification(verification: dict[str, Any], anchors: Anchors, now: dat
                 proven += 1
                 logged_at = parse_time(leaf["logged_at"])
             if statement is not None:
-                _check_licence_statement(anchors, licence, statement, logged_at, what)
+                void += _check_licence_statement(anchors, licence, statement, logged_at, what)
         summaries.append({"operator_id": result["operator_id"], "recognised": result["recognised"],
                           "reason": result["reason"],
                           "agreement": (result.get("recognition") or {}).get("agreement")})
     next_update = verification["next_update"]
     return AnswerReport(verification["verifier"], verification["at"], verification["produced_at"], next_update,
-                        parse_time(next_update) >= now, verification["checkpoint"]["tree_size"], summaries, proven)
+                        parse_time(next_update) >= now, verification["checkpoint"]["tree_size"], summaries, proven,
+                        void)
 
 
 def _check_licence_statement(anchors: Anchors, licence: dict[str, Any], statement: str,
-                             logged_at: datetime | None, what: str) -> None:
+                             logged_at: datetime | None, what: str) -> bool:
+    """Check the issuer's statement behind a licence of an answer; whether it is void now."""
     if logged_at is None:
         known = anchors.known_statements.get(statement)
         if known is None:
@@ -400,6 +489,7 @@ def _check_licence_statement(anchors: Anchors, licence: dict[str, Any], statemen
     if signed != claimed:
         wrong = sorted(k for k in claimed if claimed[k] != signed[k])
         raise OfflineError(f"{what}: the answer's {', '.join(wrong)} differ from the issuer's statement")
+    return anchors.party_keys.is_void(envelope.kid, logged_at)
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -412,9 +502,18 @@ def _read_json(path: str) -> dict[str, Any]:
         raise OfflineError(f"{path}: cannot read JSON: {exc}") from exc
 
 
+def _trusted(jwks_path: str | None, trusted_jwks: dict[str, Any] | None) -> dict[str, Any]:
+    if jwks_path:
+        return _read_json(jwks_path)
+    if trusted_jwks is None:
+        raise OfflineError("--jwks is required: the registry's /.well-known/jwks.json, pinned when you enrolled; "
+                           "a snapshot's own keys prove nothing about who made it")
+    return trusted_jwks
+
+
 def verify_command(snapshot_path: str, operator_id: str, verifier: str, at: str | None,
-                   jwks_path: str | None) -> dict[str, Any]:
-    snapshot = open_snapshot(_read_json(snapshot_path), _read_json(jwks_path) if jwks_path else None)
+                   trusted_jwks: dict[str, Any]) -> dict[str, Any]:
+    snapshot = open_snapshot(_read_json(snapshot_path), trusted_jwks)
     try:
         moment = parse_moment(at) if at else now_utc()
     except ValueError as exc:
@@ -422,12 +521,13 @@ def verify_command(snapshot_path: str, operator_id: str, verifier: str, at: str 
     return answer(snapshot, operator_id, verifier, moment).as_json()
 
 
-def check_answer_command(answer_path: str, snapshot_path: str, jwks_path: str | None) -> dict[str, Any]:
-    snapshot = open_snapshot(_read_json(snapshot_path), _read_json(jwks_path) if jwks_path else None)
+def check_answer_command(answer_path: str, snapshot_path: str, trusted_jwks: dict[str, Any]) -> dict[str, Any]:
+    snapshot = open_snapshot(_read_json(snapshot_path), trusted_jwks)
     return check_answer(_read_json(answer_path), snapshot).as_json()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, trusted_jwks: dict[str, Any] | None = None) -> int:
+    """The command line; ``trusted_jwks`` stand in for ``--jwks`` where the caller holds the registry's keys."""
     parser = argparse.ArgumentParser(prog="python -m registry.offline", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     verify = commands.add_parser("verify", help="answer a verification from a snapshot")
@@ -435,17 +535,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify.add_argument("operator_id")
     verify.add_argument("--as", dest="verifier", required=True, help="the verifying party's code")
     verify.add_argument("--at", help="RFC 3339 time or YYYY-MM-DD; default now")
-    verify.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json")
+    verify.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json (required)")
     check = commands.add_parser("check-answer", help="check a stored verification answer")
     check.add_argument("answer")
     check.add_argument("--snapshot", required=True, help="a snapshot: the issuers' keys and the log key")
-    check.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json")
+    check.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json (required)")
     args = parser.parse_args(argv)
     try:
+        trusted = _trusted(args.jwks, trusted_jwks)
         if args.command == "verify":
-            output = verify_command(args.snapshot, args.operator_id, args.verifier, args.at, args.jwks)
+            output = verify_command(args.snapshot, args.operator_id, args.verifier, args.at, trusted)
         else:
-            output = check_answer_command(args.answer, args.snapshot, args.jwks)
+            output = check_answer_command(args.answer, args.snapshot, trusted)
     except OfflineError as exc:
         print(f"verification failed: {exc}", file=sys.stderr)
         return 1

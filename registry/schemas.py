@@ -248,6 +248,8 @@ class LicenceRecordSchema(Schema):
     licence = fields.Nested(LicencePayloadSchema, required=True)
     statement = fields.String(required=True)
     log_index = fields.Integer(required=True)
+    void = fields.Boolean(metadata={"description": "present and true when a key revocation voided this statement: "
+                                                   "it stays in the log, but counts for nothing"})
 
 
 class LicenceDetailSchema(LicenceRecordSchema):
@@ -399,7 +401,8 @@ class PublicJwkSchema(Schema):
 class PartyKeySchema(Schema):
     kid = fields.String(required=True)
     jwk = fields.Nested(PublicJwkSchema, required=True)
-    status = fields.String(required=True, validate=validate.OneOf(("active", "retired", "revoked")))
+    status = fields.String(required=True, validate=validate.OneOf(("active", "retired", "revoked", "void")),
+                           metadata={"description": "void: enrolled by a statement that a key revocation voided"})
     valid_from = Timestamp(required=True)
     retired_at = Timestamp(allow_none=True, required=True)
     revoked_at = Timestamp(allow_none=True, required=True)
@@ -679,7 +682,12 @@ class PublicCheckSchema(Schema):
     reason = fields.String(required=True, validate=validate.OneOf(REASONS),
                            metadata={"description": "the issuing party's own verification now"})
     consent = fields.Nested(ConsentSchema, required=True)
-    recognised_by = fields.List(fields.Nested(RecognisedBySchema), required=True)
+    shared_with_partners = fields.Boolean(required=True, metadata={
+        "description": "false when the holder has not agreed to sharing: partners' verifications then answer "
+                       "no_consent, and only the issuing party recognises the licence"})
+    recognised_by = fields.List(fields.Nested(RecognisedBySchema), required=True, metadata={
+        "description": "exactly the parties whose verification of this operator, made now, answers recognised "
+                       "on the strength of this licence"})
     checked_at = fields.String(required=True, metadata={"format": "date-time"})
     checkpoint = fields.Nested(AnswerCheckpointSchema, required=True)
 
@@ -726,6 +734,7 @@ class FeedQuerySchema(Schema):
 class FeedItemSchema(LogEntrySchema):
     kind = fields.String(required=True, validate=validate.OneOf(("licence", "party_key", "agreement")))
     statement = fields.String(metadata={"description": "present where the caller may see it"})
+    void = fields.Boolean(metadata={"description": "present and true when a key revocation voided the statement"})
 
 
 class FeedSchema(Schema):

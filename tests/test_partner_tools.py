@@ -98,7 +98,8 @@ def test_snapshot_is_signed_and_filtered(demo, client, tmp_path):
     assert parties == {"AL", "BA", "MD", "ME", "MK", "RS", "XK"}
     assert all(v.consent_partners or v.party == "AL" for v in snap.licence_versions)
     _, only_mk = _snapshot(client, demo["AL"]["customs"], tmp_path, "mk.json", party="MK")
-    assert {v.party for v in offline.open_snapshot(only_mk).licence_versions} == {"MK"}
+    jwks = client.get("/.well-known/jwks.json").get_json()
+    assert {v.party for v in offline.open_snapshot(only_mk, jwks).licence_versions} == {"MK"}
     assert client.get("/api/v1/snapshot?party=ZZ", headers=_auth(demo["AL"]["customs"])).status_code == 404
 
 

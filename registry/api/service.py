@@ -10,6 +10,7 @@ from ..auth import public
 from ..errors import UnavailableError
 from ..keyring import KeyFileError
 from ..schemas import HealthSchema, JwkSetSchema
+from ..services import log
 from . import Blueprint, keyring
 
 blp = Blueprint("service", __name__, description="Service health and the registry's keys")
@@ -27,7 +28,7 @@ def healthz():
 @blp.response(200, HealthSchema)
 @public
 def readyz():
-    """The database answers and the registry's keys load."""
+    """The database answers, the registry's keys load, and the stored log agrees with its last signed checkpoint."""
     try:
         db.session().execute(text("SELECT tree_size FROM log_head")).scalar_one()
     except Exception as exc:  # any driver error means not ready
@@ -36,6 +37,9 @@ def readyz():
         keyring().check()
     except KeyFileError as exc:
         raise UnavailableError("the registry's keys are missing or unreadable") from exc
+    problem = log.integrity_problem(db.reader(), db.session(), keyring().log_verifier, keyring().log_origin)
+    if problem is not None:
+        raise UnavailableError(f"the log takes no writes: {problem}")
     return {"status": "ready"}
 
 

@@ -1,11 +1,18 @@
-"""Audit: check the whole log from its leaves up, trusting no derived table.
+"""Audit: check the whole log from its leaves up, and every table answers are computed from.
 
 Walks every entry in order and checks that its leaf is canonical and
-describes its statement, that the statement's signature holds under the key
-the log itself says was valid then (key changes are replayed from the log),
-that licence versions follow each other as the lifecycle allows, that every
-stored subtree hash is what the leaves give, and that every checkpoint is
-signed by the log key over the root the leaves give at its size.
+describes its statement, that the statement's signature holds under a key
+that could sign it when it was logged (key changes replayed from the log,
+with what back-dated revocations void), that licence versions follow each
+other as the lifecycle allows, that every stored subtree hash is what the
+leaves give, and that every checkpoint is signed by the log key over the
+root the leaves give at its size.
+
+Then it recomputes, from the statements alone, every table that answers,
+feeds and snapshots read (current licences, versions, identifiers, keys,
+agreements, the log's size) and reports each difference. Statements that
+a key revocation voided are listed, not counted as faults: they were valid
+when logged, and the log keeps them.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from multiprocessing import get_context
 from typing import Any
 
@@ -28,11 +36,23 @@ from sqlalchemy.orm import Session
 from ..crypto import jws, keys, merkle, note
 from ..crypto.canonical import canonical_json
 from ..domain import licence
-from ..domain.party_keys import KeyValidity
-from ..domain.timefmt import format_time, parse_time
+from ..domain.licence import LicenceVersion as LicenceVersionFacts
+from ..domain.party_keys import KeyLedger
+from ..domain.timefmt import format_time
 from ..keyring import Keyring
-from ..models import Checkpoint, Licence, LicenceVersion, LogEntry, LogHead, LogNode, PartyKey
-from . import licences
+from ..models import (
+    Agreement,
+    AgreementVersion,
+    Checkpoint,
+    Licence,
+    LicenceIdentifier,
+    LicenceVersion,
+    LogEntry,
+    LogHead,
+    LogNode,
+    PartyKey,
+)
+from . import licences, parties
 
 _BATCH = 10_000
 _MAX_FAULTS = 1000
@@ -46,6 +66,7 @@ class Report:
     entries: int = 0
     checkpoints: int = 0
     faults: list[str] = field(default_factory=list)
+    void: list[str] = field(default_factory=list)  # statements a key revocation voided: listed, not faults
 
     @property
     def ok(self) -> bool:
@@ -57,13 +78,61 @@ class Report:
 
 
 @dataclass
-class _KeyState:
-    validity: KeyValidity
-    public: Any
+class _LicenceState:
+    version: int = 0  # the latest version logged, void or not
+    standing: str | None = None  # the status of the latest version that is not void
+    row: tuple[Any, ...] = ()  # what the ``licence`` row should hold (services.licences.current_row), but version
+    identifiers: frozenset[str] = frozenset()
 
-    @property
-    def raw(self) -> bytes:
-        return self.public.public_key.public_bytes_raw()
+
+_LICENCE_COLUMNS = ("certificate", "party_code", "status", "type", "operator_id", "consent_partners", "valid_from",
+                    "valid_until", "effective_at", "log_index")
+
+
+def _plain(value: Any) -> Any:
+    """One spelling of a value, whichever side (statement or column) it was read from."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _row_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(_plain(row[name]) for name in _LICENCE_COLUMNS)
+
+
+class _Tables:
+    """What a table holds, as a set of rows: summed digests, or (to name the differences) the rows themselves.
+
+    A million-licence log makes millions of rows; their digests, keyed
+    afresh for each audit so that nobody can aim a forged row at them, add
+    up to a few numbers. Only when the sums differ does audit read again
+    with ``detailed`` to say which rows.
+    """
+
+    def __init__(self, detailed: bool = False, key: bytes | None = None):
+        self.detailed = detailed
+        self.key = key or secrets.token_bytes(16)
+        self.sums: dict[str, tuple[int, int]] = {}
+        self.rows: dict[str, set[tuple[Any, ...]]] = {}
+
+    def add(self, table: str, row: tuple[Any, ...]) -> None:
+        row = tuple(_plain(value) for value in row)
+        if self.detailed:
+            self.rows.setdefault(table, set()).add(row)
+            return
+        digest = int.from_bytes(hashlib.blake2b(repr(row).encode(), digest_size=8, key=self.key).digest(), "big")
+        count, total = self.sums.get(table, (0, 0))
+        self.sums[table] = (count + 1, (total + digest) % (1 << 64))
+
+    def differing(self, found: _Tables) -> list[str]:
+        names = self.rows.keys() | found.rows.keys() if self.detailed else self.sums.keys() | found.sums.keys()
+        if self.detailed:
+            return sorted(t for t in names if self.rows.get(t, set()) != found.rows.get(t, set()))
+        return sorted(t for t in names if self.sums.get(t, (0, 0)) != found.sums.get(t, (0, 0)))
 
 
 class _Signatures:
@@ -77,9 +146,10 @@ class _Signatures:
     that point of the log, licence chains) stay here.
     """
 
-    def __init__(self, report: Report, jobs: int):
+    def __init__(self, report: Report, jobs: int, check: bool = True):
         self.report = report
         self.jobs = jobs
+        self.checking = check
         # spawn, not fork: a forked child would share (and on exit could close) the database connection.
         self.pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) if jobs > 1 else None
         self.items: list[tuple[str, bytes]] = []
@@ -87,6 +157,8 @@ class _Signatures:
         self.pending: deque[tuple[Future, list[str]]] = deque()
 
     def check(self, where: str, text: str, public_raw: bytes) -> None:
+        if not self.checking:
+            return
         if self.pool is None:
             if not jws.signature_holds(text, public_raw):
                 self.report.fault(f"{where}: signature does not verify")
@@ -121,31 +193,28 @@ class _Signatures:
 
 
 class _Replay:
-    """Key and licence state rebuilt from the log alone."""
+    """Key, licence and agreement state rebuilt from the log alone, and what the tables should hold.
 
-    def __init__(self, keyring: Keyring, signatures: _Signatures):
+    Key statements are replayed first (``ledger``): a revocation logged late
+    may void statements logged before it, and each statement is judged by
+    the keys that stood when it was logged, so that a statement the registry
+    could not have accepted is a fault and one a later revocation voided is
+    listed as void.
+    """
+
+    def __init__(self, keyring: Keyring, signatures: _Signatures, ledger: KeyLedger, expected: _Tables):
         self.answer_key = keys.public_only(keyring.answer_key)
         self.answer_raw = self.answer_key.public_key.public_bytes_raw()
         self.signatures = signatures
-        self.keys: dict[str, _KeyState] = {}
-        self.licences: dict[str, tuple[int, str]] = {}  # certificate -> (version, status)
-        self.agreements: dict[str, int] = {}
-        self.revoked_by: dict[str, int] = {}  # kid -> the entry that revoked it
+        self.ledger = ledger
+        self.final = ledger.final
+        self.expected = expected
+        self.public: dict[str, bytes] = {}  # raw public keys, from the enrolments replayed so far
+        self.by_registry: set[str] = set()  # keys the administrator enrolled
+        self.licences: dict[str, _LicenceState] = {}
+        self.agreements: dict[str, tuple[int, int]] = {}  # id -> (version, log index)
+        self.void: list[str] = []
         self._time: tuple[datetime | None, str] = (None, "")
-
-    def replay_keys(self, session: Session, report: Report) -> None:
-        """First pass: every key change, in log order, each checked against the keys before it.
-
-        Licence statements are checked afterwards against the final key
-        states, because a revocation logged later may date the compromise back
-        before statements that were accepted at the time.
-        """
-        for entry in _entries(session, "party_key"):
-            where = f"entry {entry.idx} (party_key {entry.subject})"
-            try:
-                self._apply_key_change(entry)
-            except (jws.JWSError, keys.KeyFileError, KeyError, TypeError, ValueError) as exc:
-                report.fault(f"{where}: {exc}")
 
     def _format_time(self, moment: datetime) -> str:
         # A chunk's entries share one logged_at: format it once.
@@ -153,11 +222,13 @@ class _Replay:
             self._time = (moment, format_time(moment))
         return self._time[1]
 
-    def _opened(self, entry: Row, where: str, key_id: str, public_raw: bytes, typ: str) -> dict[str, Any]:
+    def _opened(self, entry: Row, where: str, public_raw: bytes | None, typ: str) -> dict[str, Any]:
         """The statement's payload; its header is checked now, its signature by ``_Signatures``."""
         envelope = jws.open_envelope(entry.statement, typ)
-        if envelope.kid != key_id:
-            raise jws.JWSError("kid does not name the verifying key")
+        if envelope.kid != entry.kid:
+            raise jws.JWSError("kid does not name the key the leaf names")
+        if public_raw is None:
+            raise ValueError(f"signed by {entry.kid}, which no earlier entry enrolled")
         self.signatures.check(where, entry.statement, public_raw)
         return envelope.payload()
 
@@ -184,56 +255,36 @@ class _Replay:
         except (jws.JWSError, keys.KeyFileError, KeyError, TypeError, ValueError) as exc:
             report.fault(f"{where}: {exc}")
 
-    def _party_key_signer(self, entry: Row) -> Any:
-        if entry.kid == self.answer_key.kid:
-            return self.answer_key
-        state = self.keys.get(entry.kid)
-        if state is None or state.validity.party != entry.party_code:
-            raise ValueError(f"signed by {entry.kid}, not a key of {entry.party_code}")
-        refusal = state.validity.refusal(entry.idx, entry.logged_at)
-        if refusal:
-            raise ValueError(f"statement signed when {refusal}")
-        return state.public
-
-    def _apply_key_change(self, entry: Row) -> None:
-        payload = jws.verify(entry.statement, self._party_key_signer(entry), jws.TYP_PARTY_KEY)
-        public = keys.public_from_jwk(payload["jwk"])
-        if payload["party"] != entry.party_code:
-            raise ValueError("statement's party differs from the leaf's")
-        if payload["action"] == "add":
-            if public.kid in self.keys:
-                raise ValueError(f"key {public.kid} added twice")
-            valid_from = max(parse_time(payload["valid_from"]), entry.logged_at) if payload.get(
-                "valid_from") else entry.logged_at
-            self.keys[public.kid] = _KeyState(KeyValidity(public.kid, entry.party_code, valid_from, entry.idx), public)
-            return
-        state = self.keys[public.kid]
-        old = state.validity
-        if payload["action"] == "retire":
-            state.validity = KeyValidity(old.kid, old.party, old.valid_from, old.added_index, entry.idx, old.revoked_at)
-        else:
-            revoked_at = parse_time(payload["revoked_at"]) if payload.get("revoked_at") else entry.logged_at
-            state.validity = KeyValidity(old.kid, old.party, old.valid_from, old.added_index, old.retired_index,
-                                         revoked_at)
-            self.revoked_by[public.kid] = entry.idx
-
-    def _party_key(self, entry: Row, report: Report, where: str) -> None:
-        """Signed by a key whose compromise, revealed later, predates this change?"""
-        state = self.keys.get(entry.kid)
-        if state is None or entry.idx == self.revoked_by.get(entry.kid):
-            return
-        revoked_at = state.validity.revoked_at
-        if revoked_at is not None and entry.logged_at > revoked_at:
-            report.fault(f"{where}: statement signed when key {entry.kid} was revoked at {format_time(revoked_at)}")
-
-    def _licence(self, entry: Row, report: Report, where: str) -> None:
-        state = self.keys.get(entry.kid)
-        if state is None or state.validity.party != entry.party_code:
-            raise ValueError(f"signed by {entry.kid}, not a key of {entry.party_code}")
-        refusal = state.validity.refusal(entry.idx, entry.logged_at)
+    def _refused(self, entry: Row, report: Report, where: str) -> None:
+        """A fault if no key of the party could sign this entry when it was logged."""
+        refusal = self.ledger.before(entry.idx).refusal(entry.kid, entry.party_code, entry.idx, entry.logged_at)
         if refusal:
             report.fault(f"{where}: statement signed when {refusal}")
-        payload = self._opened(entry, where, state.public.kid, state.raw, jws.TYP_LICENCE)
+
+    def _party_key(self, entry: Row, report: Report, where: str) -> None:
+        if entry.kid == self.answer_key.kid:
+            payload = self._opened(entry, where, self.answer_raw, jws.TYP_PARTY_KEY)
+            if payload.get("action") != "add":
+                report.fault(f"{where}: the registry's key only enrols keys")
+        else:
+            self._refused(entry, report, where)
+            payload = self._opened(entry, where, self.public.get(entry.kid), jws.TYP_PARTY_KEY)
+        if payload["party"] != entry.party_code:
+            raise ValueError("statement's party differs from the leaf's")
+        target = keys.public_from_jwk(payload["jwk"])
+        if payload["action"] == "add":
+            if target.kid in self.public:
+                report.fault(f"{where}: key {target.kid} enrolled twice")
+            self.public.setdefault(target.kid, target.public_key.public_bytes_raw())
+            if entry.kid == self.answer_key.kid:
+                self.by_registry.add(target.kid)
+        if entry.idx in self.final.void:
+            self.void.append(f"{where}: {payload['action']} of key {target.kid}, signed by {entry.kid}, which a "
+                             "key revocation logged later voided")
+
+    def _licence(self, entry: Row, report: Report, where: str) -> None:
+        self._refused(entry, report, where)
+        payload = self._opened(entry, where, self.public.get(entry.kid), jws.TYP_LICENCE)
         if (payload["certificate"], payload["party"], payload["version"]) != (
                 entry.subject, entry.party_code, entry.version):
             raise ValueError("statement's certificate, party or version differs from the leaf's")
@@ -241,27 +292,55 @@ class _Replay:
             report.fault(f"{where}: licence version not indexed")
         elif entry.facts != licences.facts_text(payload, entry.logged_at, entry.kid):
             report.fault(f"{where}: the facts indexed for verification differ from the statement")
-        previous = self.licences.get(entry.subject)
-        expected_version = previous[0] + 1 if previous else 1
+        elif (entry.indexed_certificate, entry.indexed_version) != (entry.subject, entry.version):
+            report.fault(f"{where}: indexed as version {entry.indexed_version} of {entry.indexed_certificate}")
+        version = LicenceVersionFacts.from_payload(payload, log_index=entry.idx, logged_at=entry.logged_at,
+                                                   kid=entry.kid)
+        self.expected.add("licence_version", (entry.idx, entry.subject, entry.version))
+        state = self.licences.get(entry.subject)
+        expected_version = state.version + 1 if state else 1
         if entry.version != expected_version:
             report.fault(f"{where}: version {entry.version} follows version {expected_version - 1}")
-        if previous:
+        void = self.final.is_void(entry.kid, entry.logged_at)
+        if void:
+            self.void.append(f"{where}: signed by {entry.kid} after its compromise, as a key revocation logged "
+                             "later says")
+        elif state is not None and state.standing is not None:
             try:
-                licence.check_transition(previous[1], payload["status"])
+                licence.check_transition(state.standing, payload["status"])
             except licence.LifecycleError as exc:
                 report.fault(f"{where}: {exc}")
-        self.licences[entry.subject] = (entry.version, payload["status"])
+        named = state.identifiers if state else frozenset()
+        for identifier in version.identifiers - named:
+            self.expected.add("licence_identifier", (identifier, entry.subject))
+        row = licences.current_row([version], self.final.void_from)
+        if state is None:
+            state = self.licences[entry.subject] = _LicenceState()
+        state.version = entry.version
+        state.identifiers = named | version.identifiers
+        if not void:
+            state.standing, state.row = payload["status"], _row_values(row)
+        elif state.standing is None:
+            state.row = _row_values(row)  # nothing stands: the row shows the latest version
 
     def _agreement(self, entry: Row, report: Report, where: str) -> None:
         if entry.kid != self.answer_key.kid:
             raise ValueError("agreement not signed by the registry's answer key")
-        payload = self._opened(entry, where, self.answer_key.kid, self.answer_raw, jws.TYP_AGREEMENT)
+        payload = self._opened(entry, where, self.answer_raw, jws.TYP_AGREEMENT)
         if (payload["id"], payload["version"]) != (entry.subject, entry.version):
             raise ValueError("statement's id or version differs from the leaf's")
-        expected = self.agreements.get(entry.subject, 0) + 1
+        expected = self.agreements.get(entry.subject, (0, 0))[0] + 1
         if entry.version != expected:
             report.fault(f"{where}: version {entry.version} follows version {expected - 1}")
-        self.agreements[entry.subject] = entry.version
+        self.agreements[entry.subject] = (entry.version, entry.idx)
+        self.expected.add("agreement_version", (entry.idx, entry.subject, entry.version))
+
+    def finish(self) -> None:
+        """What the tables of current state should hold, now that every entry is replayed."""
+        for state in self.licences.values():
+            self.expected.add("licence", (*state.row, state.version))
+        for agreement_id, (version, index) in self.agreements.items():
+            self.expected.add("agreement", (agreement_id, version, index))
 
 
 def _canonical(value: Any, text: str) -> bool:
@@ -271,9 +350,11 @@ def _canonical(value: Any, text: str) -> bool:
         return False
 
 
-# With each licence version's facts (the same read: the join is on a unique index).
+# With each licence version's facts and where they are indexed (the join is on a unique index).
 _ENTRY_COLUMNS = (LogEntry.idx, LogEntry.kind, LogEntry.party_code, LogEntry.subject, LogEntry.version,
-                  LogEntry.kid, LogEntry.statement, LogEntry.leaf, LogEntry.logged_at, LicenceVersion.facts)
+                  LogEntry.kid, LogEntry.statement, LogEntry.leaf, LogEntry.logged_at, LicenceVersion.facts,
+                  LicenceVersion.certificate.label("indexed_certificate"),
+                  LicenceVersion.version.label("indexed_version"))
 
 
 def _entries(session: Session, kind: str | None = None) -> Iterator[Row]:
@@ -301,14 +382,29 @@ def default_jobs(session: Session) -> int:
 def run(session: Session, keyring: Keyring, jobs: int | None = None) -> Report:
     """Audit the whole log; ``jobs`` worker processes check signatures (default: ``default_jobs``)."""
     report = Report()
+    ledger = _key_ledger(session, report)
     signatures = _Signatures(report, jobs if jobs is not None else default_jobs(session))
+    expected = _Tables()
     try:
-        replay = _Replay(keyring, signatures)
+        replay = _Replay(keyring, signatures, ledger, expected)
         _replay_log(session, keyring, replay, report)
     finally:
         signatures.finish()
-    _check_indexes(session, replay, report)
+    replay.finish()
+    report.void = replay.void
+    _check_tables(session, keyring, replay, expected, report)
     return report
+
+
+def _key_ledger(session: Session, report: Report) -> KeyLedger:
+    """Every key statement, read before the rest: a revocation logged late may void what came before it."""
+    statements = []
+    for entry in _entries(session, "party_key"):
+        try:
+            statements.append(parties.key_statement(entry.idx, entry.logged_at, entry.kid, entry.statement))
+        except (jws.JWSError, keys.KeyFileError, KeyError, TypeError, ValueError) as exc:
+            report.fault(f"entry {entry.idx} (party_key {entry.subject}): {exc}")
+    return KeyLedger(statements)
 
 
 def _replay_log(session: Session, keyring: Keyring, replay: _Replay, report: Report) -> None:
@@ -333,7 +429,6 @@ def _replay_log(session: Session, keyring: Keyring, replay: _Replay, report: Rep
             report.fault(f"checkpoint at size {size}: root does not match the logged leaves")
 
     check_checkpoint(0)
-    replay.replay_keys(session, report)
     for entry in _entries(session):
         if entry.idx != expected_index:
             report.fault(f"log has a gap: entry {entry.idx} follows {expected_index - 1}")
@@ -376,22 +471,92 @@ def _compare_nodes(session: Session, computed: dict[tuple[int, int], bytes], rep
     computed.clear()
 
 
-def _check_indexes(session: Session, replay: _Replay, report: Report) -> None:
-    """The lookup tables agree with the replayed log."""
-    for certificate, version, status in session.execute(select(Licence.certificate, Licence.version, Licence.status)):
-        logged = replay.licences.get(certificate)
-        if logged is None or logged != (version, status):
-            report.fault(f"licence {certificate}: current version {version} ({status}) is not the log's {logged}")
-    versions = session.execute(select(func.count()).select_from(LicenceVersion)).scalar_one()
-    logged_versions = sum(v for v, _ in replay.licences.values())
-    if versions != logged_versions:
-        report.fault(f"{versions} licence versions indexed, {logged_versions} logged")
-    for kid, party, status in session.execute(select(PartyKey.kid, PartyKey.party_code, PartyKey.status)):
-        state = replay.keys.get(kid)
-        if state is None or state.validity.party != party:
-            report.fault(f"key {kid} of {party} is not enrolled in the log")
+# Each table of current state: the columns audit compares, the first naming the row.
+_TABLE_COLUMNS = {
+    "licence_version": (LicenceVersion.log_index, LicenceVersion.certificate, LicenceVersion.version),
+    "licence_identifier": (LicenceIdentifier.identifier, LicenceIdentifier.certificate),
+    "licence": (*(getattr(Licence, name) for name in _LICENCE_COLUMNS), Licence.version),
+    "agreement_version": (AgreementVersion.log_index, AgreementVersion.agreement_id, AgreementVersion.version),
+    "agreement": (Agreement.id, Agreement.version, Agreement.log_index),
+}
+
+
+def _found(session: Session, key: bytes, detailed: bool) -> _Tables:
+    """What the tables of current state hold, in the shape ``_Replay`` says they should have."""
+    found = _Tables(detailed, key)
+    connection = session.connection()
+    for table, columns in _TABLE_COLUMNS.items():
+        for row in connection.execute(select(*columns).execution_options(yield_per=_BATCH)):
+            found.add(table, tuple(row))
+    return found
+
+
+def _differences(table: str, should: set[tuple[Any, ...]], holds: set[tuple[Any, ...]]) -> Iterator[str]:
+    """What differs between the rows the log gives and the rows a table holds, row by row, named."""
+    names = [column.key for column in _TABLE_COLUMNS[table]]
+    if table == "licence_identifier":  # a pair: either there or not
+        names = ["identifier and certificate"]
+        should, holds = {(row,) for row in should}, {(row,) for row in holds}
+    logged, stored = {row[0]: row for row in should}, {row[0]: row for row in holds}
+    for name in sorted(logged.keys() | stored.keys(), key=repr):
+        a, b = logged.get(name), stored.get(name)
+        if a == b:
             continue
-        validity = state.validity
-        logged = "revoked" if validity.revoked_at else "retired" if validity.retired_index is not None else "active"
-        if status != logged:
-            report.fault(f"key {kid} of {party} is {status}, but the log says {logged}")
+        if b is None:
+            yield f"table {table}: {names[0]} {name} is in the log but not in the table"
+        elif a is None:
+            yield f"table {table}: {names[0]} {name} is in the table but in no statement of the log"
+        else:
+            wrong = ", ".join(f"{n} {y!r} where the log says {x!r}" for n, x, y in zip(names, a, b, strict=True)
+                              if x != y)
+            yield f"table {table}: {names[0]} {name} holds {wrong}"
+
+
+def _check_tables(session: Session, keyring: Keyring, replay: _Replay, expected: _Tables, report: Report) -> None:
+    """The tables answers are computed from hold exactly what the log's statements make of them."""
+    differing = expected.differing(_found(session, expected.key, detailed=False))
+    if differing:
+        # Say which rows: replay again (every signature is checked already), keeping the rows themselves.
+        detailed = _Tables(detailed=True)
+        again = _Replay(keyring, _Signatures(Report(), 1, check=False), replay.ledger, detailed)
+        for entry in _entries(session):
+            again.check(entry, Report())
+        again.finish()
+        found = _found(session, detailed.key, detailed=True)
+        for table in differing:
+            for count, message in enumerate(_differences(table, detailed.rows.get(table, set()),
+                                                         found.rows.get(table, set()))):
+                if count == 50:
+                    report.fault(f"table {table}: more rows differ")
+                    break
+                report.fault(message)
+    size = session.execute(select(LogHead.tree_size)).scalar_one_or_none()
+    if size != report.entries:
+        report.fault(f"the log's head says {size} entries; the log holds {report.entries}")
+    _check_keys(session, replay, report)
+
+
+def _check_keys(session: Session, replay: _Replay, report: Report) -> None:
+    """Each key row says what the replayed key statements say: party, dates, status, public key."""
+    rows = {row.kid: row for row in session.execute(select(PartyKey)).scalars()}
+    for kid, validity in replay.final.keys.items():
+        row = rows.pop(kid, None)
+        if row is None:
+            report.fault(f"key {kid} of {validity.party} is enrolled in the log but missing from the key table")
+            continue
+        logged = (validity.party, validity.status, validity.valid_from, validity.added_index, validity.retired_at,
+                  validity.retired_index, validity.revoked_at, validity.revoked_index)
+        stored = (row.party_code, row.status, row.valid_from, row.added_log_index, row.retired_at,
+                  row.retired_log_index, row.revoked_at, row.revoked_log_index)
+        names = ("party", "status", "valid_from", "log_index", "retired_at", "retired_log_index", "revoked_at",
+                 "revoked_log_index")
+        wrong = [name for name, a, b in zip(names, logged, stored, strict=True) if _plain(a) != _plain(b)]
+        if wrong:
+            report.fault(f"key {kid} of {row.party_code}: {', '.join(wrong)} differ from what the log says")
+        public = replay.public.get(kid)
+        if public is None or keys.public_from_jwk(json.loads(row.jwk)).public_key.public_bytes_raw() != public:
+            report.fault(f"key {kid} of {row.party_code}: the stored public key is not the one the log enrolled")
+        if row.hosted and kid not in replay.by_registry:
+            report.fault(f"key {kid} of {row.party_code} is marked hosted, but the party enrolled it itself")
+    for kid, row in rows.items():
+        report.fault(f"key {kid} of {row.party_code} is not enrolled in the log")

@@ -111,7 +111,7 @@ def _snapshot(snapshot: offline.Snapshot, envelope: jws.Envelope, size: int, now
         generated_at=snapshot.generated_at,
         age=max(now - snapshot.generated_at, timedelta(0)),
         tree_size=snapshot.checkpoint.tree_size,
-        parties=len({v.party for v in snapshot.party_keys.validity.values()}),
+        parties=len(snapshot.parties),
         agreements=len({v.id for v in snapshot.agreement_versions}),
         licences=len({v.certificate for v in snapshot.licence_versions}),
         statements=len(snapshot.licence_versions),

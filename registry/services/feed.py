@@ -3,7 +3,9 @@
 A caller sees every agreement and key statement, its own party's licence
 statements, and another party's licence statements when the operator's
 current consent allows partners to see them; of the rest, only the leaf,
-which holds no operator data.
+which holds no operator data. A statement that a key revocation voided is
+shown as it was logged, marked ``"void": true``: the log never forgets, but
+answers skip it.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ..crypto import jws, merkle
+from ..domain.party_keys import KeyHistory
 from ..domain.recognition import undisclosed_digest
 from ..domain.timefmt import format_time
 from ..keyring import Keyring
-from ..models import Licence, LicenceIdentifier, LogEntry, PartyKey
+from ..models import Licence, LicenceIdentifier, LogEntry, Party, PartyKey
 from . import log, parties
 from .verification import current
 
@@ -40,6 +43,7 @@ def _with_consent(query):
 
 def feed(session: Session, caller: str, after: int, limit: int) -> dict[str, Any]:
     size = log.tree_size(session)
+    keys_now = parties.key_history(session, size)
     rows = session.execute(
         _with_consent(select(LogEntry, _visible(caller).label("visible")))
         .where(LogEntry.idx > after, LogEntry.idx < size)
@@ -56,13 +60,27 @@ def feed(session: Session, caller: str, after: int, limit: int) -> dict[str, Any
         }
         if visible:
             item["statement"] = entry.statement
+        if _void(keys_now, entry):
+            item["void"] = True
         items.append(item)
     last = items[-1]["index"] if items else after
     return {"items": items, "next_after": last if last + 1 < size else None, "tree_size": size}
 
 
-def _entries(rows: Iterable[LogEntry]) -> list[dict[str, Any]]:
-    return [{"log_index": e.idx, "statement": e.statement, "leaf": e.leaf} for e in rows]
+def _void(keys_now: KeyHistory, entry: LogEntry) -> bool:
+    if entry.kind == "party_key":
+        return entry.idx in keys_now.void
+    return entry.kind == "licence" and keys_now.is_void(entry.kid, entry.logged_at)
+
+
+def _entries(rows: Iterable[LogEntry], keys_now: KeyHistory) -> list[dict[str, Any]]:
+    entries = []
+    for entry in rows:
+        item = {"log_index": entry.idx, "statement": entry.statement, "leaf": entry.leaf}
+        if _void(keys_now, entry):
+            item["void"] = True
+        entries.append(item)
+    return entries
 
 
 def _undisclosed(session: Session, caller: str, party: str | None, salt: str) -> list[str]:
@@ -73,11 +91,15 @@ def _undisclosed(session: Session, caller: str, party: str | None, salt: str) ->
     known. (Short national numbers can be guessed back from a digest, which
     tells no more than asking the service would.)
     """
-    query = (select(LicenceIdentifier.identifier).join(Licence, Licence.certificate == LicenceIdentifier.certificate)
+    query = (select(LicenceIdentifier.identifier, Licence.party_code)
+             .join(Licence, Licence.certificate == LicenceIdentifier.certificate)
              .where(Licence.party_code != caller, Licence.consent_partners.is_(False)))
     if party is not None:
         query = query.where(Licence.party_code == party)
-    return sorted({undisclosed_digest(salt, identifier) for identifier in session.execute(query).scalars()})
+    codes = set(session.execute(select(Party.code)).scalars())
+    # An identifier of another party never finds the licence (domain.recognition.claiming).
+    return sorted({undisclosed_digest(salt, identifier) for identifier, issuer in session.execute(query)
+                   if identifier[:2] == issuer or identifier[:2] not in codes})
 
 
 def snapshot(session: Session, keyring: Keyring, caller: str, party: str | None, now: datetime) -> dict[str, Any]:
@@ -88,6 +110,7 @@ def snapshot(session: Session, keyring: Keyring, caller: str, party: str | None,
     """
     checkpoint = current(session).checkpoint
     size = checkpoint.tree_size
+    keys_now = parties.key_history(session, size)
     query = _with_consent(select(LogEntry)).where(LogEntry.idx < size, _visible(caller))
     if party is not None:
         parties.get_party(session, party)
@@ -96,13 +119,17 @@ def snapshot(session: Session, keyring: Keyring, caller: str, party: str | None,
     for entry in session.execute(query.order_by(LogEntry.idx)).scalars():
         by_subject.setdefault((entry.kind, entry.subject), []).append(entry)
     licences = [
-        {"certificate": subject, "party": rows[0].party_code, "versions": _entries(rows)}
+        {"certificate": subject, "party": rows[0].party_code, "versions": _entries(rows, keys_now)}
         for (kind, subject), rows in sorted(by_subject.items()) if kind == "licence"
     ]
     agreements = [
-        {"id": subject, "versions": _entries(rows)}
+        {"id": subject, "versions": _entries(rows, keys_now)}
         for (kind, subject), rows in sorted(by_subject.items()) if kind == "agreement"
     ]
+    # Every key statement, in log order: the verifier replays them with the service's rules
+    # (what a revocation voided included) instead of trusting the key list below.
+    key_statements = _entries([e for (kind, _), rows in by_subject.items() if kind == "party_key" for e in rows],
+                              keys_now)
     key_rows = session.execute(select(PartyKey).where(PartyKey.added_log_index < size)).scalars()
     enrolled = {row.kid for row in key_rows}
     party_list = [
@@ -120,6 +147,7 @@ def snapshot(session: Session, keyring: Keyring, caller: str, party: str | None,
         },
         "checkpoint": {"tree_size": size, "root_hash": log.b64(checkpoint.root_hash), "note": checkpoint.note},
         "parties": party_list,
+        "party_keys": sorted(key_statements, key=lambda e: e["log_index"]),
         "agreements": agreements,
         "licences": licences,
         "undisclosed": {"salt": salt, "digests": _undisclosed(session, caller, party, salt)},

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
+import orjson
 from joserfc.jwk import OKPKey
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
@@ -22,14 +24,23 @@ from .. import schemas
 from ..crypto import jws, keys
 from ..crypto.canonical import canonical_json
 from ..domain import identifiers, licence
-from ..domain.party_keys import KeyValidity
-from ..errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, RegistryError, SignatureError
+from ..domain.licence import LicenceVersion
+from ..domain.party_keys import KeyHistory, KeyValidity
+from ..errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    RegistryError,
+    SignatureError,
+    UnprocessableError,
+)
 from ..keyring import Keyring
 from ..models import Licence as LicenceRow
-from ..models import LicenceIdentifier, LogEntry, PartyKey
+from ..models import LicenceIdentifier, LogEntry, Party, PartyKey
 from ..models import LicenceVersion as LicenceVersionRow
 from . import log
-from .parties import hosted_signing_key, key_validity
+from .parties import hosted_signing_key, key_history, key_validity
 
 _CHUNK = 500
 _STATEMENT_SCHEMA = schemas.StatementSchema()
@@ -52,7 +63,12 @@ class Published:
 
 @dataclass
 class _State:
-    """A licence's latest version as seen while a batch is checked."""
+    """A licence as seen while a batch is checked: its latest version number, and the version that stands.
+
+    ``status``, ``effective_at`` and ``payload`` are those of the latest
+    version that is not void (``standing``), which a new version is judged
+    against; when every version is void, nothing stands.
+    """
 
     version: int
     status: str
@@ -61,6 +77,7 @@ class _State:
     statements: dict[int, tuple[str, int]] = field(default_factory=dict)  # version -> (statement, index)
     identifiers: set[str] = field(default_factory=set)
     in_database: bool = True
+    standing: bool = True
 
 
 @dataclass
@@ -76,7 +93,7 @@ class _Pending:
 class _Problems:
     """Errors per item; the batch answers with the gravest status among them."""
 
-    _ORDER = (InvalidInputError, ForbiddenError, ConflictError)
+    _ORDER = (InvalidInputError, UnprocessableError, ForbiddenError, ConflictError)
 
     def __init__(self, prefix_for):
         self.prefix_for = prefix_for
@@ -102,7 +119,7 @@ class _Problems:
         raise kind(f"{failed or 'some'} of {count} licences were refused; nothing was published", self.errors)
 
 
-def _load_states(session: Session, certificates: Sequence[str]) -> dict[str, _State]:
+def _load_states(session: Session, certificates: Sequence[str], keys_now: KeyHistory) -> dict[str, _State]:
     states: dict[str, _State] = {}
     # Core statements on the session's connection: a bulk import asks this of every certificate.
     connection = session.connection()
@@ -110,12 +127,14 @@ def _load_states(session: Session, certificates: Sequence[str]) -> dict[str, _St
         chunk = certificates[start:start + _CHUNK]
         rows = connection.execute(
             select(LicenceRow.certificate, LicenceRow.version, LicenceRow.status, LicenceRow.effective_at,
-                   LogEntry.statement)
+                   LogEntry.statement, LogEntry.kid, LogEntry.logged_at)
             .join(LogEntry, LogEntry.idx == LicenceRow.log_index)
             .where(LicenceRow.certificate.in_(chunk))
         )
-        for certificate, version, status, effective_at, statement in rows:
-            states[certificate] = _State(version, status, effective_at, jws.logged_payload(statement))
+        for certificate, version, status, effective_at, statement, kid, logged_at in rows:
+            # The row shows the standing version; it shows a void one only when every version is void.
+            states[certificate] = _State(version, status, effective_at, jws.logged_payload(statement),
+                                         standing=not keys_now.is_void(kid, logged_at))
         if not states:
             continue
         for identifier, certificate in connection.execute(
@@ -126,27 +145,30 @@ def _load_states(session: Session, certificates: Sequence[str]) -> dict[str, _St
     return states
 
 
-def _statement_of(session: Session, certificate: str, version: int) -> tuple[str, int] | None:
+def _statement_of(session: Session, certificate: str, version: int) -> tuple[str, int, str, datetime] | None:
+    """The logged statement of a version, its log index, and its signing key and logging time."""
     row = session.execute(
-        select(LogEntry.statement, LogEntry.idx)
+        select(LogEntry.statement, LogEntry.idx, LogEntry.kid, LogEntry.logged_at)
         .join(LicenceVersionRow, LicenceVersionRow.log_index == LogEntry.idx)
         .where(LicenceVersionRow.certificate == certificate, LicenceVersionRow.version == version)
     ).one_or_none()
-    return (row[0], row[1]) if row else None
+    return tuple(row) if row else None
 
 
 class _Checker:
     """Checks items in order, against the database and the items before them."""
 
     def __init__(self, session: Session, keyring: Keyring, party: str, states: dict[str, _State],
-                 writer: log.Writer):
+                 writer: log.Writer, keys_now: KeyHistory):
         self.session = session
         self.keyring = keyring
         self.party = party
         self.states = states
         self.writer = writer
+        self.keys_now = keys_now
         self._hosted: OKPKey | bool | None = False  # False: not looked up yet
         self._keys: dict[str, tuple[PartyKey, KeyValidity, OKPKey]] = {}
+        self._parties: frozenset[str] | None = None
 
     def hosted_key(self) -> OKPKey:
         if self._hosted is False:
@@ -213,11 +235,16 @@ class _Checker:
         return self._accept(certificate, raw, loaded, text, envelope.kid, state, "statement.")
 
     def _replay(self, certificate: str, text: str, version: Any, state: _State | None) -> Published | None:
-        """The very statement already logged: answer as before and add nothing."""
+        """The very statement already logged (and not void since): answer as before and add nothing."""
         if state is None or not isinstance(version, int) or not 1 <= version <= state.version:
             return None
-        earlier = state.statements.get(version) or _statement_of(self.session, certificate, version)
-        if earlier is None or earlier[0] != text:
+        earlier = state.statements.get(version)
+        if earlier is None:
+            logged = _statement_of(self.session, certificate, version)
+            if logged is None or self.keys_now.is_void(logged[2], logged[3]):
+                return None
+            earlier = logged[:2]
+        if earlier[0] != text:
             return None
         return Published(certificate, jws.logged_payload(text), text, earlier[1])
 
@@ -227,19 +254,54 @@ class _Checker:
         if loaded["effective_at"] is None:
             loaded["effective_at"] = self.writer.now
         payload = schemas.licence_payload_json(loaded)
-        if state is not None and _same_content(state.payload, payload, fields_["effective_at"] is None):
-            # PUT is idempotent: the same fields again change nothing.
-            text, index = state.statements.get(state.version) or _statement_of(
-                self.session, certificate, state.version)
+        if state is not None and state.standing and _same_content(state.payload, payload,
+                                                                  fields_["effective_at"] is None):
+            # PUT is idempotent: the same fields again change nothing. (What stands may be an
+            # older version than the latest, if that is void: then it is the one answered.)
+            text, index = state.statements.get(state.version) or self._standing_statement(certificate)
             return Published(certificate, state.payload, text, index)
         key = self.hosted_key()
         statement = jws.sign_bytes(canonical_json(payload), key, jws.TYP_LICENCE)
         return self._accept(certificate, payload, loaded, statement, key.kid, state, "")
 
+    def _standing_statement(self, certificate: str) -> tuple[str, int]:
+        return tuple(self.session.execute(
+            select(LogEntry.statement, LogEntry.idx).join(LicenceRow, LicenceRow.log_index == LogEntry.idx)
+            .where(LicenceRow.certificate == certificate)).one())
+
+    def parties(self) -> frozenset[str]:
+        if self._parties is None:
+            self._parties = frozenset(self.session.execute(select(Party.code)).scalars())
+        return self._parties
+
+    def check_claims(self, operator: dict[str, Any], prefix: str) -> None:
+        """Who may claim an identifier: the operator's own id is the issuer's; no other party's ever;
+        any other alias one party at a time."""
+        elsewhere: dict[str, str] = {}
+        for field_, identifier in [("operator.id", operator["id"]),
+                                   *((f"operator.aliases.{n}", alias) for n, alias in enumerate(operator["aliases"]))]:
+            owner = identifier[:2]
+            if owner == self.party:
+                continue
+            if field_ == "operator.id" or owner in self.parties():
+                message = (f"must begin with {self.party}, the issuing party's code" if field_ == "operator.id"
+                           else f"{identifier} is an identifier of party {owner}; only {owner} may claim it")
+                raise UnprocessableError(message, {prefix + field_: [message]})
+            elsewhere[identifier] = field_
+        if not elsewhere:
+            return
+        holders = current_claims(self.session, elsewhere, self.party, self.keys_now)
+        errors = {prefix + elsewhere[identifier]: [f"{identifier} is listed by licence {certificate} of "
+                                                   f"{certificate[:2]}; an alias belongs to one party at a time"]
+                  for identifier, certificate in sorted(holders.items())}
+        if errors:
+            raise ConflictError(f"{len(errors)} identifier(s) are claimed by another party's licence", errors)
+
     def _accept(self, certificate: str, payload: dict[str, Any], loaded: dict[str, Any], statement: str,
                 kid: str, state: _State | None, prefix: str) -> _Pending:
         effective_at = loaded["effective_at"] or self.writer.now
-        if state is not None:
+        self.check_claims(loaded["operator"], prefix)
+        if state is not None and state.standing:
             try:
                 licence.check_transition(state.status, loaded["status"])
             except licence.LifecycleError as exc:
@@ -254,6 +316,7 @@ class _Checker:
         state = self.states.get(pending.certificate)
         if state is None:
             state = self.states[pending.certificate] = _State(0, "", self.writer.now, {}, in_database=False)
+        state.standing = True
         state.version = pending.loaded["version"]
         state.status = pending.loaded["status"]
         state.effective_at = pending.loaded["effective_at"] or self.writer.now
@@ -294,7 +357,8 @@ def publish(session: Session, keyring: Keyring, party: str, items: Sequence[tupl
             certificates.append(None)
     with log.writing(session, keyring.log_signer, now) as writer:
         known = sorted({c for c in certificates if c})
-        checker = _Checker(session, keyring, party, _load_states(session, known), writer)
+        keys_now = key_history(session)
+        checker = _Checker(session, keyring, party, _load_states(session, known, keys_now), writer, keys_now)
         outcomes: list[_Pending | Published | None] = []
         next_index = writer.size
         for position, ((_, body), certificate) in enumerate(zip(items, certificates, strict=True)):
@@ -326,6 +390,69 @@ def publish(session: Session, keyring: Keyring, party: str, items: Sequence[tupl
         else:
             results.append(outcome)
     return results, size
+
+
+def current_claims(session: Session, wanted: Iterable[str], party: str, keys_now: KeyHistory) -> dict[str, str]:
+    """Of ``wanted`` identifiers, those that the standing version of another party's licence lists, by certificate."""
+    found: dict[str, str] = {}
+    rows = session.execute(
+        select(LicenceIdentifier.identifier, LicenceRow.certificate, LicenceRow.log_index, LicenceVersionRow.facts)
+        .join(LicenceRow, LicenceRow.certificate == LicenceIdentifier.certificate)
+        .join(LicenceVersionRow, LicenceVersionRow.log_index == LicenceRow.log_index)
+        .where(LicenceIdentifier.identifier.in_(sorted(set(wanted))), LicenceRow.party_code != party)
+    )
+    for identifier, certificate, index, facts in rows:
+        version = LicenceVersion.from_facts(orjson.loads(facts), log_index=index)
+        if identifier in version.identifiers and licence.counts(version, keys_now.void_from):
+            found.setdefault(identifier, certificate)
+    return found
+
+
+def current_row(versions: Sequence[LicenceVersion], void_from: Mapping[str, datetime]) -> dict[str, Any]:
+    """The ``licence`` row of a licence with these versions (oldest first): what stands, and its latest number.
+
+    When every version is void nothing stands: the row shows the latest
+    version and nothing is shared with partners, since no valid statement
+    carries the operator's consent.
+    """
+    latest = versions[-1]
+    stands = licence.standing(versions, void_from)
+    shown = stands or latest
+    return {"certificate": shown.certificate, "party_code": shown.party, "version": latest.version,
+            "status": shown.status, "type": shown.type, "operator_id": shown.operator_id,
+            "consent_partners": shown.consent_partners and stands is not None, "valid_from": shown.valid_from,
+            "valid_until": shown.valid_until, "effective_at": shown.effective_at, "log_index": shown.log_index}
+
+
+def versions_of(session: Session, certificates: Iterable[str]) -> Iterator[list[LicenceVersion]]:
+    """Every version of each licence, oldest first, as the rules read them (from the facts kept beside each)."""
+    certificates = sorted(set(certificates))
+    for start in range(0, len(certificates), _CHUNK):
+        rows = session.execute(
+            select(LicenceVersionRow.certificate, LicenceVersionRow.log_index, LicenceVersionRow.facts)
+            .where(LicenceVersionRow.certificate.in_(certificates[start:start + _CHUNK]))
+            .order_by(LicenceVersionRow.certificate, LicenceVersionRow.version))
+        for _, group in groupby(rows, key=lambda row: row[0]):
+            yield [LicenceVersion.from_facts(orjson.loads(facts), log_index=index) for _, index, facts in group]
+
+
+def refresh_current(session: Session, before: KeyHistory, after: KeyHistory, now: datetime) -> None:
+    """After a key revocation: rewrite the rows of the licences whose standing version it changed.
+
+    A revocation voids (or, by voiding another revocation, restores) the
+    statements of a few keys; only licences with a version by one of them
+    can change.
+    """
+    changed = {kid for kid in before.void_from.keys() | after.void_from.keys()
+               if before.void_from.get(kid) != after.void_from.get(kid)}
+    if not changed:
+        return
+    certificates = session.execute(
+        select(LogEntry.subject).where(LogEntry.kind == "licence", LogEntry.kid.in_(sorted(changed))).distinct()
+    ).scalars()
+    rows = [current_row(versions, after.void_from) for versions in versions_of(session, certificates)]
+    if rows:
+        session.execute(update(LicenceRow), [{**row, "updated_at": now} for row in rows])
 
 
 def facts_text(payload: dict[str, Any], logged_at: datetime, kid: str) -> str:
@@ -375,8 +502,11 @@ def _index(session: Session, states: dict[str, _State], pending: Sequence[_Pendi
 # --- reading ------------------------------------------------------------------
 
 
-def _record(statement: str, index: int) -> dict[str, Any]:
-    return {"licence": jws.logged_payload(statement), "statement": statement, "log_index": index}
+def _record(statement: str, index: int, void: bool = False) -> dict[str, Any]:
+    record = {"licence": jws.logged_payload(statement), "statement": statement, "log_index": index}
+    if void:
+        record["void"] = True
+    return record
 
 
 def get(session: Session, party: str, certificate: str) -> dict[str, Any]:
@@ -390,16 +520,18 @@ def get(session: Session, party: str, certificate: str) -> dict[str, Any]:
         if row is not None or not certificate.startswith(party):
             raise ForbiddenError(f"licence {certificate} is not of party {party}")
         raise NotFoundError(f"no licence {certificate}")
+    keys_now = key_history(session)
     history = [
-        _record(statement, index)
-        for statement, index in session.execute(
-            select(LogEntry.statement, LogEntry.idx)
+        _record(statement, index, keys_now.is_void(kid, logged_at))
+        for statement, index, kid, logged_at in session.execute(
+            select(LogEntry.statement, LogEntry.idx, LogEntry.kid, LogEntry.logged_at)
             .join(LicenceVersionRow, LicenceVersionRow.log_index == LogEntry.idx)
             .where(LicenceVersionRow.certificate == certificate)
             .order_by(LicenceVersionRow.version)
         )
     ]
-    return {**history[-1], "history": history}
+    # What stands (the row's version) is the current one; a void later version shows only in the history.
+    return {**next(r for r in history if r["log_index"] == row.log_index), "history": history}
 
 
 def list_page(session: Session, party: str, *, status: str | None, type_: str | None,

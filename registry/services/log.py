@@ -33,9 +33,13 @@ _CHUNK = 500
 
 
 class LogCorruptedError(RegistryError):
-    """Stored hashes no longer agree with a signed checkpoint; nothing more is signed."""
+    """Stored hashes no longer agree with the last signed checkpoint; nothing more is signed.
 
-    status = 500
+    A 503: the service cannot take writes until an operator restores the
+    database, and says so on /readyz.
+    """
+
+    status = 503
     slug = "log-integrity"
     title = "Log integrity failure"
 
@@ -270,25 +274,70 @@ def latest_checkpoint(session: Session) -> Checkpoint | None:
     return session.execute(select(Checkpoint).order_by(Checkpoint.tree_size.desc()).limit(1)).scalar_one_or_none()
 
 
+def last_signed(session: Session, verifier: note.Verifier, origin: str) -> note.Checkpoint | None:
+    """The tree size and root of the newest checkpoint, as its signed note says (not as any column does)."""
+    previous = latest_checkpoint(session)
+    if previous is None:
+        return None
+    try:
+        return note.open_checkpoint(previous.note, verifier, origin)
+    except note.NoteError as exc:
+        raise LogCorruptedError(f"the newest stored checkpoint (size {previous.tree_size}) is not a note signed "
+                                f"by the log key: {exc}") from exc
+
+
+def prove_extends(source: Source, signed: note.Checkpoint, size: int) -> bytes:
+    """The root at ``size`` from stored hashes, once proven consistent with the signed checkpoint ``signed``.
+
+    The proof is built from stored hashes and checked against the signed
+    root with RFC 9162's verification, as a partner would check it: stored
+    hashes rewritten to fit a changed leaf (and a root column rewritten to
+    match) fail here, so the registry never signs a tree inconsistent with
+    one it signed before.
+    """
+    if size < signed.tree_size:
+        raise LogCorruptedError(f"the log's {size} entries are fewer than the {signed.tree_size} last signed")
+    root = root_at(source, size)
+    if signed.tree_size == 0:
+        if signed.root_hash != merkle.EMPTY_ROOT:
+            raise LogCorruptedError("the last signed checkpoint of the empty tree has a wrong root")
+        return root
+    ranges = merkle.consistency_ranges(signed.tree_size, size)
+    proof = merkle.hashes_for(ranges, fetch_nodes(source, merkle.nodes_for(ranges)))
+    try:
+        merkle.verify_consistency(signed.tree_size, size, proof, signed.root_hash, root)
+    except merkle.ProofError as exc:
+        raise LogCorruptedError(f"stored hashes are not consistent with the checkpoint signed at size "
+                                f"{signed.tree_size}: {exc}") from exc
+    return root
+
+
 def sign_checkpoint(session: Session, size: int, signer: note.Signer, now: datetime) -> Checkpoint:
-    """Sign the tree at ``size``, after proving it extends the last signed one.
+    """Sign the tree at ``size``, after proving it extends the last signed note.
 
     The check costs O(log n) reads and is what makes "never two inconsistent
-    checkpoints" hold even if stored hashes were tampered with.
+    checkpoints" hold even if stored hashes and columns were tampered with:
+    it trusts the signature on the last note, nothing else stored.
     """
-    previous = latest_checkpoint(session)
-    if previous is not None:
-        if previous.tree_size > size:
-            raise LogCorruptedError(f"tree size {size} is below the signed size {previous.tree_size}")
-        if root_at(session, previous.tree_size) != previous.root_hash:
-            raise LogCorruptedError(f"stored hashes disagree with the checkpoint at size {previous.tree_size}")
-        if previous.tree_size == size:
-            return previous
-    root = root_at(session, size)
-    signed = note.sign(note.Checkpoint(signer.name, size, root).text(), signer)
-    checkpoint = Checkpoint(tree_size=size, root_hash=root, note=signed, signed_at=now)
+    signed = last_signed(session, signer.verifier, signer.name)
+    root = prove_extends(session, signed, size) if signed is not None else root_at(session, size)
+    if signed is not None and signed.tree_size == size:
+        return session.get(Checkpoint, size) or latest_checkpoint(session)
+    text = note.sign(note.Checkpoint(signer.name, size, root).text(), signer)
+    checkpoint = Checkpoint(tree_size=size, root_hash=root, note=text, signed_at=now)
     session.add(checkpoint)
     return checkpoint
+
+
+def integrity_problem(source: Source, session: Session, verifier: note.Verifier, origin: str) -> str | None:
+    """Why the log cannot take writes (its stored hashes disagree with the last signed note), or None."""
+    try:
+        signed = last_signed(session, verifier, origin)
+        if signed is not None:
+            prove_extends(source, signed, signed.tree_size)  # at equal sizes: the stored root is the signed one
+    except LogCorruptedError as exc:
+        return exc.detail
+    return None
 
 
 class Writer:

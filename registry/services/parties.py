@@ -18,21 +18,56 @@ from sqlalchemy.orm import Session
 
 from ..crypto import jws, keys
 from ..domain import identifiers
-from ..domain.party_keys import KeyValidity
+from ..domain.party_keys import ACTIONS, KeyHistory, KeyLedger, KeyStatement, KeyValidity, replay, voids_its_signer
 from ..domain.timefmt import format_time, parse_time
 from ..errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, SignatureError, field_errors
 from ..keyring import Keyring
-from ..models import Party, PartyKey
+from ..models import LogEntry, Party, PartyKey
 from . import log
 
 
 def key_validity(row: PartyKey) -> KeyValidity:
-    return KeyValidity(row.kid, row.party_code, row.valid_from, row.added_log_index,
-                       row.retired_log_index, row.revoked_at)
+    """A key's validity as the table keeps it (``project_keys`` wrote it from the log)."""
+    return KeyValidity(row.kid, row.party_code, row.valid_from, row.added_log_index, row.retired_log_index,
+                       row.revoked_at, retired_at=row.retired_at, revoked_index=row.revoked_log_index,
+                       void=row.status == "void")
 
 
-def key_validities(session: Session) -> dict[str, KeyValidity]:
-    return {row.kid: key_validity(row) for row in session.execute(select(PartyKey)).scalars()}
+_KEY_STATEMENT_COLUMNS = (LogEntry.idx, LogEntry.logged_at, LogEntry.kid, LogEntry.statement)
+
+
+def key_statement(index: int, logged_at: datetime, signer: str, statement: str) -> KeyStatement:
+    """A logged party-key statement as the key rules read it."""
+    payload = jws.logged_payload(statement)
+    return KeyStatement.from_payload(payload, index=index, logged_at=logged_at, signer=signer,
+                                     kid=keys.public_from_jwk(payload["jwk"]).kid)
+
+
+def key_ledger(session: Session, *, party: str | None = None, below: int | None = None) -> KeyLedger:
+    """The logged key statements (of ``party``; below the log index ``below``), as the rules replay them."""
+    query = select(*_KEY_STATEMENT_COLUMNS).where(LogEntry.kind == "party_key")
+    if party is not None:
+        query = query.where(LogEntry.party_code == party)
+    if below is not None:
+        query = query.where(LogEntry.idx < below)
+    return KeyLedger([key_statement(*row) for row in session.execute(query)])
+
+
+def key_history(session: Session, below: int | None = None) -> KeyHistory:
+    """Every party's keys, and what is void, as the log below ``below`` has them."""
+    return key_ledger(session, below=below).final
+
+
+def project_keys(session: Session, party: str, history: KeyHistory) -> None:
+    """Write the party's key rows as the log's non-void statements leave them."""
+    for validity in history.of_party(party):
+        row = session.get(PartyKey, validity.kid)
+        if row is None:
+            continue  # enrolled by the statement being logged now; its row comes with it
+        row.status = validity.status
+        row.valid_from, row.added_log_index = validity.valid_from, validity.added_index
+        row.retired_at, row.retired_log_index = validity.retired_at, validity.retired_index
+        row.revoked_at, row.revoked_log_index = validity.revoked_at, validity.revoked_index
 
 
 def get_party(session: Session, code: str) -> Party:
@@ -97,7 +132,13 @@ def hosted_signing_key(session: Session, keyring: Keyring, code: str) -> OKPKey 
 
 def change_key(session: Session, keyring: Keyring, caller_party: str, code: str, statement: str,
                now: datetime) -> PartyKey:
-    """A party adds, retires or revokes one of its keys with a statement signed by a current key."""
+    """A party adds, retires or revokes one of its keys with a statement signed by a current key.
+
+    A revocation may date the compromise back; it then voids what the key
+    signed since, and what the keys it enrolled since signed (``domain.party_keys``).
+    One that would void its own signer is refused: the party then needs a key
+    that the administrator enrols after an out-of-band check.
+    """
     if caller_party != code:
         raise ForbiddenError(f"an authority of {caller_party} cannot change the keys of {code}")
     get_party(session, code)
@@ -106,12 +147,14 @@ def change_key(session: Session, keyring: Keyring, caller_party: str, code: str,
     except jws.JWSError as exc:
         raise SignatureError(str(exc), field_errors("statement", str(exc))) from exc
     with log.writing(session, keyring.log_signer, now) as writer:
+        ledger = key_ledger(session, party=code)
+        history = ledger.final
         signer = session.get(PartyKey, envelope.kid)
         if signer is None or signer.party_code != code:
             whose = f"a key of {signer.party_code}" if signer else "not a key of any party"
             raise SignatureError(f"statement must be signed by a current key of {code}; {envelope.kid} is {whose}",
                                  field_errors("statement", f"signing key is {whose}"))
-        refusal = key_validity(signer).refusal(writer.size, now) or (
+        refusal = history.refusal(signer.kid, code, writer.size, now) or (
             None if signer.status == "active" else f"key {signer.kid} is {signer.status}")
         if refusal:
             raise SignatureError(refusal, field_errors("statement", refusal))
@@ -119,18 +162,26 @@ def change_key(session: Session, keyring: Keyring, caller_party: str, code: str,
             payload = jws.verify(statement, keys.public_from_jwk(json.loads(signer.jwk)), jws.TYP_PARTY_KEY)
         except jws.JWSError as exc:
             raise SignatureError(str(exc), field_errors("statement", str(exc))) from exc
-        action, target = _check_key_payload(session, code, payload, now)
+        action, target = _check_key_payload(session, history, code, payload, now)
+        change = KeyStatement.from_payload(payload, index=writer.size, logged_at=now, signer=signer.kid,
+                                           kid=target.kid)
+        after = replay([*ledger.statements, change])
+        if action == "revoke" and voids_its_signer(after, change):
+            message = (f"this revocation would void the key that signs it ({signer.kid}); "
+                       "have the administrator enrol a fresh key, then revoke with that one")
+            raise ConflictError(message, field_errors("statement.revoked_at", message))
         (index,) = writer.append([log.NewEntry("party_key", code, code, 0, signer.kid, statement)])
         if action == "add":
+            validity = after.keys[target.kid]
             target = PartyKey(kid=target.kid, party_code=code, jwk=json.dumps(keys.public_jwk(target)),
-                              status="active", hosted=False, added_log_index=index,
-                              valid_from=max(now, _time(payload.get("valid_from")) or now))
+                              status=validity.status, hosted=False, added_log_index=index,
+                              valid_from=validity.valid_from)
             session.add(target)
-        elif action == "retire":
-            target.status, target.retired_at, target.retired_log_index = "retired", now, index
-        else:
-            target.status, target.revoked_log_index = "revoked", index
-            target.revoked_at = _time(payload.get("revoked_at")) or now
+        project_keys(session, code, after)
+        if action == "revoke":
+            from . import licences  # which imports this module
+
+            licences.refresh_current(session, history, after, now)
     return target
 
 
@@ -138,7 +189,7 @@ def _time(value: Any) -> datetime | None:
     return parse_time(value) if value else None
 
 
-def _check_key_payload(session: Session, code: str, payload: dict[str, Any], now: datetime):
+def _check_key_payload(session: Session, history: KeyHistory, code: str, payload: dict[str, Any], now: datetime):
     def bad(field: str, message: str) -> InvalidInputError:
         return InvalidInputError(message, field_errors(f"statement.{field}", message))
 
@@ -148,28 +199,33 @@ def _check_key_payload(session: Session, code: str, payload: dict[str, Any], now
     if payload.get("party") != code:
         raise bad("party", f"must be {code}")
     action = payload.get("action")
-    if action not in ("add", "retire", "revoke"):
-        raise bad("action", "must be add, retire or revoke")
+    if action not in ACTIONS:
+        raise bad("action", f"must be {', '.join(ACTIONS[:-1])} or {ACTIONS[-1]}")
     try:
         key = keys.public_from_jwk(payload.get("jwk"))
     except keys.KeyFileError as exc:
         raise bad("jwk", str(exc)) from exc
+    moments = {}
     for field in ("valid_from", "revoked_at"):
         try:
-            moment = _time(payload.get(field))
+            moments[field] = _time(payload.get(field))
         except ValueError as exc:
             raise bad(field, str(exc)) from exc
-        if field == "revoked_at" and moment is not None and moment > now:
-            raise bad(field, "must not be in the future")
+    revoked_at = moments["revoked_at"]
+    if revoked_at is not None and revoked_at > now:
+        raise bad("revoked_at", "must not be in the future")
     existing = session.get(PartyKey, key.kid)
     if action == "add":
         if existing is not None:
             raise ConflictError(f"key {key.kid} is enrolled already")
         return action, key
-    if existing is None or existing.party_code != code:
+    validity = history.keys.get(key.kid)
+    if existing is None or validity is None or validity.party != code:
         raise bad("jwk", f"key {key.kid} is not a key of {code}")
-    if existing.status == "revoked" or (action == "retire" and existing.status == "retired"):
-        raise ConflictError(f"key {key.kid} is {existing.status} already")
+    if validity.status in ("revoked", "void") or (action == "retire" and validity.status == "retired"):
+        raise ConflictError(f"key {key.kid} is {validity.status} already")
+    if action == "revoke" and revoked_at is not None and revoked_at < (validity.enrolled_at or revoked_at):
+        raise bad("revoked_at", f"must not be before the key was enrolled ({format_time(validity.enrolled_at)})")
     return action, existing
 
 

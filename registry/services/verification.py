@@ -29,15 +29,16 @@ from ..crypto.canonical import canonical_json_typed
 from ..db import Prepared, Reader
 from ..domain import identifiers
 from ..domain.agreement import AgreementVersion
-from ..domain.licence import LicenceVersion
-from ..domain.recognition import AgreementsInEffect, Result, recognise
+from ..domain.licence import LicenceVersion, counts
+from ..domain.recognition import AgreementsInEffect, Result, claiming, histories, recognise
 from ..domain.timefmt import format_time, parse_time
 from ..errors import InvalidInputError, NotFoundError, UnavailableError
 from ..hot import HotCache
 from ..keyring import Keyring
-from ..models import ApiToken, Checkpoint, LicenceIdentifier, LogEntry, LogHead, Party, PartyKey
+from ..models import ApiToken, Checkpoint, LicenceIdentifier, LogEntry, LogHead, Party
 from ..models import LicenceVersion as LicenceVersionRow
 from . import agreements, log, tokens
+from .parties import key_history
 
 # Ids per query of a batch. A batch's queries run on several connections at
 # once (db.FanOut): half a 5,000-id batch makes ten, enough to keep eight busy.
@@ -57,14 +58,15 @@ class CheckpointView:
 class Snapshot:
     """What an answer is computed from: one checkpoint and what the log below it says.
 
-    Agreements and key revocations are functions of the log below
+    Agreements and what key revocations void are functions of the log below
     ``checkpoint.tree_size`` alone (the log never changes an entry), so a
     snapshot can serve every request made at that size.
     """
 
     checkpoint: CheckpointView
     agreements: tuple[AgreementVersion, ...]
-    revoked: Mapping[str, datetime]
+    void_from: Mapping[str, datetime]  # party_keys.KeyHistory.void_from
+    parties: frozenset[str]  # whose identifiers only they may claim
     # AgreementsInEffect by moment: the answers made in one second (about
     # "now", most of them) share one, and what it works out per licence type.
     _in_effect: dict[tuple[datetime, Any], AgreementsInEffect] = field(default_factory=dict, compare=False,
@@ -94,7 +96,8 @@ def load_snapshot(session: Session, size: int | None = None) -> Snapshot:
         raise UnavailableError("the log has no checkpoint yet; run `registry init`")
     checkpoint = CheckpointView(row.tree_size, bytes(row.root_hash), row.note)
     return Snapshot(checkpoint, tuple(agreements.domain_versions(session, checkpoint.tree_size)),
-                    MappingProxyType(revoked_keys(session, checkpoint.tree_size)))
+                    MappingProxyType(dict(key_history(session, checkpoint.tree_size).void_from)),
+                    frozenset(session.execute(select(Party.code)).scalars()))
 
 
 class SnapshotCache:
@@ -256,14 +259,6 @@ def licence_versions(reader: Reader, wanted: Iterable[str], size: int,
     return found
 
 
-def revoked_keys(session: Session, size: int) -> dict[str, datetime]:
-    rows = session.execute(
-        select(PartyKey.kid, PartyKey.revoked_at)
-        .where(PartyKey.revoked_at.is_not(None), PartyKey.revoked_log_index < size)
-    )
-    return {kid: revoked_at for kid, revoked_at in rows}
-
-
 @dataclass(frozen=True)
 class Query:
     verifier: str
@@ -304,7 +299,6 @@ def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
             except identifiers.IdentifierError as exc:
                 normalised[position] = None
                 problems[position] = str(exc)
-    agreement_versions, revoked = snapshot.agreements, snapshot.revoked
     in_effect = snapshot.agreements_in_effect(at)
     results = []
     for position, identifier in enumerate(normalised):
@@ -313,8 +307,8 @@ def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
             results.append(Result(raw if isinstance(raw, str) else str(raw), "unknown_operator",
                                   error=f"operator_ids.{query.first + position}: {problems[position]}"))
         else:
-            results.append(recognise(identifier, query.verifier, at, versions[identifier], agreement_versions, revoked,
-                                     in_effect=in_effect))
+            results.append(recognise(identifier, query.verifier, at, versions[identifier], snapshot.agreements,
+                                     snapshot.void_from, parties=snapshot.parties, in_effect=in_effect))
     return results
 
 
@@ -449,7 +443,12 @@ def _attach_proofs(session: Session, size: int, rendered: list[dict[str, Any]]) 
 
 
 def public_check(session: Session, operator_id: str, certificate: str, now: datetime) -> dict[str, Any]:
-    """A trader checks its own licence; either number wrong gives the same 404."""
+    """A trader checks its own licence; either number wrong gives the same 404.
+
+    ``recognised_by`` lists exactly the parties whose verification of the
+    operator id, made now, answers ``recognised`` on the strength of this
+    licence: the very rules and data of their answers, not a second opinion.
+    """
     errors = {}
     try:
         operator_id = identifiers.operator_id(operator_id)
@@ -462,22 +461,27 @@ def public_check(session: Session, operator_id: str, certificate: str, now: date
     if errors:
         raise InvalidInputError(f"invalid fields: {', '.join(sorted(errors))}", errors)
     snapshot = current(session)
-    history = [v for v in licence_versions(Reader.of(session), [operator_id], snapshot.size)[operator_id]
-               if v.certificate == certificate]
-    if not history:
+    versions = licence_versions(Reader.of(session), [operator_id], snapshot.size)[operator_id]
+    counting = [v for v in versions if counts(v, snapshot.void_from)]
+    history = next((h for h in claiming(operator_id, histories(counting), now, snapshot.parties)
+                    if h[0].certificate == certificate), None)
+    if history is None:
         raise NotFoundError("no licence matches this operator id and certificate number")
-    latest = max(history, key=lambda v: v.version)
-    agreement_versions, revoked = snapshot.agreements, snapshot.revoked
+    latest = history[-1]
+
+    def answer(verifier: str, licence_versions_: list[LicenceVersion]) -> Result:
+        return recognise(operator_id, verifier, now, licence_versions_, snapshot.agreements, snapshot.void_from,
+                         parties=snapshot.parties, in_effect=snapshot.agreements_in_effect(now))
+
     recognised_by = []
-    national = None
-    for party in session.execute(select(Party.code).order_by(Party.code)).scalars():
-        result = recognise(operator_id, party, now, history, agreement_versions, revoked)
-        if party == latest.party:
-            national = result
-        if result.recognised:
+    for party in sorted(snapshot.parties):
+        result = answer(party, versions)
+        if result.recognised and result.operator is not None and result.operator.certificate == certificate:
             recognised_by.append({"party": party, "agreement": result.recognition.agreement,
                                   "types": list(result.recognition.types)})
-    shown = national.operator if national and national.operator else latest
+    # The licence's own state, as its issuer sees it (the operator's other licences aside).
+    national = answer(latest.party, history)
+    shown = national.operator or latest
     return {
         "certificate": certificate,
         "party": latest.party,
@@ -487,8 +491,9 @@ def public_check(session: Session, operator_id: str, certificate: str, now: date
         "suspended_scope": shown.suspended_scope,
         "valid_from": shown.valid_from.isoformat(),
         "valid_until": shown.valid_until.isoformat() if shown.valid_until else None,
-        "reason": national.reason if national else "unknown_operator",
+        "reason": national.reason,
         "consent": {"partners": latest.consent_partners, "public": latest.consent_public},
+        "shared_with_partners": latest.consent_partners,
         "recognised_by": recognised_by,
         "checked_at": format_time(now),
         "checkpoint": {"tree_size": snapshot.size, "root_hash": log.b64(snapshot.checkpoint.root_hash)},
