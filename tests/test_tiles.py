@@ -7,13 +7,19 @@ so that serving and checking do not share a mistake.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from registry.crypto import merkle, tiles
+from registry.crypto import merkle, note, tiles
+from registry.services import log
+
+from .helpers import licence_fields, operator_id
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "c2sp.json").read_text())
 PATHS = VECTORS["tessera_paths"]
@@ -157,3 +163,150 @@ def test_the_tests_own_tree_hash_gives_rfc_6962s_reference_root():
     leaves = [merkle.leaf_hash(bytes.fromhex(h)) for h in
               ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]]
     assert _mth(leaves).hex() == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+
+
+# --- the log served as tiles ----------------------------------------------------------------------
+
+LOG = "/api/v1/log"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _index(n: int) -> str:
+    assert n < 1000  # the spec's encoding, written out for the sizes these tests reach
+    return f"{n:03d}"
+
+
+def _get(client, path: str):
+    response = client.get(LOG + path)
+    assert response.status_code == 200, (path, response.get_data(as_text=True))
+    assert response.mimetype == "application/octet-stream"
+    return response
+
+
+def _signed(client, app) -> note.Checkpoint:
+    return note.open_checkpoint(client.get(f"{LOG}/checkpoint").get_data(as_text=True),
+                                app.extensions["registry.keyring"].log_verifier)
+
+
+def _bundle_entries(data: bytes) -> list[bytes]:
+    entries = []
+    while data:
+        length = int.from_bytes(data[:2], "big")
+        entries.append(data[2:2 + length])
+        data = data[2 + length:]
+    return entries
+
+
+def _rebuild(client, size: int) -> bytes:
+    """Every tile and bundle of the tree of ``size``, each level checked against the one below; the root."""
+    levels, count, level = [], size, 0
+    while count:
+        hashes = []
+        for n in range((count + 255) // 256):
+            width = min(256, count - 256 * n)
+            data = _get(client, f"/tile/{level}/{_index(n)}" + ("" if width == 256 else f".p/{width}")).data
+            assert len(data) == 32 * width
+            hashes += [data[i:i + 32] for i in range(0, len(data), 32)]
+        levels.append(hashes)
+        count //= 256
+        level += 1
+    for below, above in itertools.pairwise(levels):
+        assert above == [_mth(below[256 * i:256 * (i + 1)]) for i in range(len(below) // 256)]
+    leaves = []
+    for n in range((size + 255) // 256):
+        width = min(256, size - 256 * n)
+        leaves += _bundle_entries(_get(client, f"/tile/entries/{_index(n)}"
+                                           + ("" if width == 256 else f".p/{width}")).data)
+    assert len(leaves) == size
+    assert [hashlib.sha256(b"\x00" + leaf).digest() for leaf in leaves] == levels[0]
+    return _mth(levels[0])
+
+
+@pytest.fixture
+def published(registry):
+    """A log of 601 entries: MK's key and 600 licences, in two signed checkpoints."""
+    registry.add_party("MK")
+    items = [{"certificate": f"MKAEOF{n:06d}", **licence_fields(serial=n, operator={
+        "id": operator_id("MK", n), "name": f"Operator {n}", "aliases": [], "address": None})}
+        for n in range(1, 601)]
+    assert registry.batch(items).status_code == 200
+    assert registry.log_size() == 601
+    return registry
+
+
+def test_the_whole_tree_rebuilt_from_tiles_is_the_signed_one(published, client, app):
+    checkpoint = _signed(client, app)
+    assert checkpoint.tree_size == 601
+    assert _rebuild(client, checkpoint.tree_size) == checkpoint.root_hash
+    with published.session() as session:
+        assert _bundle_entries(_get(client, "/tile/entries/002.p/89").data)[-1] \
+            == log.entries(session, 600, 1)[0].leaf.encode()
+
+
+def test_full_tiles_are_immutable_and_partial_ones_short_lived(published, client):
+    for path in ("/tile/0/000", "/tile/0/001", "/tile/entries/001"):
+        assert _get(client, path).headers["Cache-Control"] == IMMUTABLE
+    for path in ("/tile/0/002.p/89", "/tile/1/000.p/2", "/tile/entries/002.p/89"):
+        cache = _get(client, path).headers["Cache-Control"]
+        assert cache.startswith("public, max-age=") and "immutable" not in cache
+        assert int(cache.rsplit("=", 1)[1]) <= 300
+
+
+def test_partial_tiles_are_prefixes_of_the_wider_ones(published, client):
+    full = _get(client, "/tile/0/000").data
+    for width in (1, 7, 255):
+        assert _get(client, f"/tile/0/000.p/{width}").data == full[:32 * width]
+    bundle = _bundle_entries(_get(client, "/tile/entries/000").data)
+    assert _bundle_entries(_get(client, "/tile/entries/000.p/3").data) == bundle[:3]
+
+
+NO_TILES = [
+    "/tile/0/002",  # the partial tile is not full yet
+    "/tile/0/002.p/90",  # one hash more than the log has
+    "/tile/0/003.p/1", "/tile/1/000", "/tile/2/000.p/1", "/tile/entries/002", "/tile/entries/003.p/1",
+    "/tile/0/x001/000", "/tile/63/x999/x999/x999/x999/x999/999.p/255",
+    # not tile paths at all
+    "/tile/0/2", "/tile/00/000", "/tile/64/000", "/tile/0/000.p/256", "/tile/0/000.p/0", "/tile/0/x000/000",
+    "/tile/entries/000.p/", "/tile/entries/x001", "/tile/zero/000",
+]
+
+
+def test_no_tile_beyond_the_log_nor_at_a_malformed_path(published, client):
+    for path in NO_TILES:
+        response = client.get(LOG + path)
+        assert response.status_code == 404, path
+        assert response.mimetype == "application/problem+json", path
+        assert response.headers["Cache-Control"] == "no-store", path  # it may exist later: no cache may keep it
+
+
+def test_tiles_stop_at_the_newest_signed_checkpoint(published, client, app):
+    # As if entries were committed without their checkpoint: tiles must not show them.
+    with app.extensions["registry.db"].engine.begin() as connection:
+        connection.execute(text("DELETE FROM checkpoint WHERE tree_size > 1"))
+    assert published.log_size() == 601
+    assert client.get(f"{LOG}/tile/0/000.p/1").status_code == 200
+    for path in ("/tile/0/000.p/2", "/tile/0/000", "/tile/entries/000.p/2"):
+        assert client.get(LOG + path).status_code == 404, path
+
+
+def test_entry_bundles_are_gzipped_for_clients_that_accept_it(published, client):
+    plain = _get(client, "/tile/entries/000")
+    assert "Accept-Encoding" in plain.headers["Vary"] and "Content-Encoding" not in plain.headers
+    zipped = client.get(f"{LOG}/tile/entries/000", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.data) == plain.data and len(zipped.data) < len(plain.data) / 3
+
+
+def test_a_full_level_one_tile_and_a_level_two_tile(registry, client, app):
+    """65,836 entries: a full tile at level 1, read from stored hashes of tree level 8, and level 2 above it."""
+    registry.add_party("MK")
+    size = 256 * 256 + 300
+    with registry.session() as session, log.writing(session, registry.keyring.log_signer, registry.now()) as writer:
+        # Straight into the log: what the entries say is no matter to the tiles.
+        writer.append([log.NewEntry("licence", "MK", f"MKAEOS{n:06d}", 1, "kid", f"statement {n}")
+                       for n in range(size - 1)])
+    checkpoint = _signed(client, app)
+    assert checkpoint.tree_size == size
+    assert _get(client, "/tile/1/000").headers["Cache-Control"] == IMMUTABLE
+    assert len(_get(client, "/tile/2/000.p/1").data) == 32
+    assert _rebuild(client, size) == checkpoint.root_hash

@@ -26,10 +26,13 @@ MAX_LEVEL = 63
 MAX_ENTRY_SIZE = 0xFFFF  # an entry bundle prefixes each entry with its length as a big-endian uint16
 _MAX_INDEX = 1 << 64  # paths name uint64 indices, as Go's and tessera's parsers read them
 
-_LEVEL = re.compile(r"0|[1-9][0-9]?")
+# Path elements as regular expressions that Python and OpenAPI (ECMA) read alike.
+LEVEL_PATTERN = r"[0-9]|[1-5][0-9]|6[0-3]"
 # Groups of three digits, all but the last prefixed with x; then an optional
 # partial width of 1-255 without leading zeros.
-_INDEX = re.compile(r"((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
+INDEX_PATTERN = r"((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?"
+_LEVEL = re.compile(LEVEL_PATTERN)
+_INDEX = re.compile(INDEX_PATTERN)
 
 
 class TileError(ValueError):
@@ -102,10 +105,9 @@ def _parse(level: int, index: str) -> Tile:
     if match is None:
         raise TileError(f"tile index {index!r} is not of the form x001/x234/067[.p/W]")
     number = int(match.group(1).replace("x", "").replace("/", ""))
-    width = int(match.group(2)) if match.group(2) else TILE_WIDTH
-    if encode_index(number) != match.group(1) or (width >= TILE_WIDTH and match.group(2)):
+    if encode_index(number) != match.group(1):
         raise TileError(f"tile index {index!r} is not written in its one canonical form")
-    return Tile(level, number, width)
+    return Tile(level, number, int(match.group(2)) if match.group(2) else TILE_WIDTH)
 
 
 def width_at(level: int, index: int, size: int) -> int:
