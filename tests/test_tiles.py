@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from registry import monitor
 from registry.crypto import merkle, note, tiles
 from registry.services import log
 
@@ -295,6 +296,76 @@ def test_entry_bundles_are_gzipped_for_clients_that_accept_it(published, client)
     zipped = client.get(f"{LOG}/tile/entries/000", headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(zipped.data) == plain.data and len(zipped.data) < len(plain.data) / 3
+
+
+def _tiles_fetch(client):
+    def fetch(path):
+        response = client.get(LOG + path)
+        return response.status_code, response.data
+
+    return fetch
+
+
+def _monitor_tiles(client, state, key):
+    lines = []
+    code = monitor.run_and_report(_tiles_fetch(client), state, key, lines.append, tiles=True)
+    return code, lines
+
+
+def test_the_monitor_reads_the_log_through_tiles_only(registry, client, app, tmp_path):
+    key = app.extensions["registry.keyring"].log_verifier.vkey()
+    requested = []
+    fetch = _tiles_fetch(client)
+
+    def recording(path):
+        requested.append(path)
+        return fetch(path)
+
+    state = tmp_path / "monitor.json"
+    registry.add_party("MK")
+    assert monitor.run_and_report(recording, state, key, lambda line: None, tiles=True) == 0
+    for first, last in ((1, 200), (200, 300), (300, 301), (301, 560)):
+        items = [{"certificate": f"MKAEOF{n:06d}", **licence_fields(serial=n, operator={
+            "id": operator_id("MK", n), "name": f"Operator {n}", "aliases": [], "address": None})}
+            for n in range(first, last)]
+        assert registry.batch(items).status_code == 200
+        assert monitor.run_and_report(recording, state, None, lambda line: None, tiles=True) == 0
+    assert json.loads(state.read_text())["tree_size"] == registry.log_size() == 560
+    assert all(path == "/checkpoint" or path.startswith("/tile/") for path in requested), requested
+    assert "/tile/entries/001" in requested and "/tile/0/001" in requested
+    # Its state is the monitor's usual one: the JSON API mode carries on from it.
+    from .test_partner_tools import _monitor
+    assert _monitor(client, state) == 0
+
+
+def test_the_monitor_in_tiles_mode_needs_the_key_first_and_spots_a_fork(registry, client, app, tmp_path):
+    state = tmp_path / "monitor.json"
+    registry.add_party("MK")
+    assert _monitor_tiles(client, state, None)[0] == 2  # no key to trust: nothing concluded
+    key = app.extensions["registry.keyring"].log_verifier.vkey()
+    registry.put("MKAEOF000001", licence_fields())
+    code, lines = _monitor_tiles(client, state, key)
+    assert code == 0 and lines[0].startswith("checkpoint aeo-registry.test/log size 2 verifies")
+    saved = json.loads(state.read_text())
+    saved["root_hash"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="  # as if it had seen another history
+    state.write_text(json.dumps(saved))
+    registry.put("MKAEOF000002", licence_fields(serial=2))
+    assert _monitor_tiles(client, state, None)[0] == 1
+
+
+def test_the_monitor_refuses_a_tile_that_is_not_the_signed_one(registry, client, app, tmp_path):
+    registry.add_party("MK")
+    for n in range(1, 4):
+        registry.put(f"MKAEOF{n:06d}", licence_fields(serial=n))
+    key = app.extensions["registry.keyring"].log_verifier.vkey()
+    honest = _tiles_fetch(client)
+
+    def lying(path):
+        status, body = honest(path)
+        return (status, body[:-1] + bytes([body[-1] ^ 1])) if path.startswith("/tile/0/") else (status, body)
+
+    code = monitor.run_and_report(lying, tmp_path / "m.json", key, lambda line: None, tiles=True)
+    assert code == 1
 
 
 def test_a_full_level_one_tile_and_a_level_two_tile(registry, client, app):
