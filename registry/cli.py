@@ -292,11 +292,13 @@ def check_answer(answer, snapshot, jwks):
 @click.argument("url")
 @click.option("--state", required=True, type=click.Path(dir_okay=False), help="keeps the last checkpoint seen")
 @click.option("--log-key", help="the log's verifier key, pinned (default: trust on first use)")
-def monitor_command(url, state, log_key):
+@click.option("--tiles", is_flag=True, help="read only the checkpoint and the C2SP tiles; URL is their prefix"
+                                            " (https://registry.example/api/v1/log); needs --log-key at first")
+def monitor_command(url, state, log_key, tiles):
     """Check a running registry's new checkpoint against the last one seen; non-zero on any inconsistency."""
     from . import monitor
 
-    sys.exit(monitor.run_and_report(monitor.http_fetcher(url), Path(state), log_key, click.echo))
+    sys.exit(monitor.run_and_report(monitor.fetcher(url, tiles), Path(state), log_key, click.echo, tiles=tiles))
 
 
 def init_app(app: Flask) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from .crypto import tiles
 from .domain import identifiers, licence
 from .domain.agreement import STATUSES as AGREEMENT_STATUSES
 from .domain.recognition import REASONS
@@ -141,6 +142,13 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
              "schema": {"type": "string", "pattern": identifiers.PARTY_CODE.pattern}, "example": "MK"},
     "agreement_id": {"description": "an agreement's id",
                      "schema": {"type": "string", "pattern": AGREEMENT_ID}, "example": "CEFTA-AP5"},
+    "level": {"description": "a tile's level (C2SP tlog-tiles), 0-63: level 0 holds leaf hashes, level L the"
+                             " hashes of the full tiles of level L-1",
+              "schema": {"type": "string", "pattern": f"^(?:{tiles.LEVEL_PATTERN})$"}, "example": "0"},
+    "index": {"description": "a tile's index in three-digit groups, all but the last prefixed with x (1234067 is"
+                             " x001/x234/067), then .p/W for a partial tile of W hashes or entries (1-255)",
+              "schema": {"type": "string", "pattern": f"^(?:{tiles.INDEX_PATTERN})$", "maxLength": 40},
+              "example": "000.p/1"},
 }
 
 

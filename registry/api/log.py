@@ -1,11 +1,13 @@
 """The public transparency log: checkpoints, entries and proofs (RFC 9162, C2SP)."""
 
-from flask import Response, current_app
+import gzip
+
+from flask import Response, current_app, request
 
 from .. import db
 from ..auth import public
-from ..crypto import keys, merkle
-from ..errors import UnavailableError
+from ..crypto import keys, merkle, tiles
+from ..errors import NotFoundError, UnavailableError
 from ..schemas import (
     CheckpointQuerySchema,
     ConsistencyProofSchema,
@@ -24,6 +26,13 @@ blp = Blueprint("log", __name__, url_prefix=f"{API_PREFIX}/log",
 
 NOTE_RESPONSE = {"content": {"text/plain": {"schema": {"type": "string"}}},
                  "description": "a C2SP tlog-checkpoint as a signed note"}
+TILE_RESPONSE = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                 "description": "C2SP tlog-tiles: a full tile for ever, a partial one (.p/W) as long as it is partial"}
+# A full tile never changes. A partial tile's bytes do not change either, but
+# the spec lets a log stop serving it once the full tile exists, so caches
+# keep it briefly.
+FULL_TILE_CACHE = "public, max-age=31536000, immutable"
+PARTIAL_TILE_CACHE = "public, max-age=60"
 
 
 def _note(text: str) -> Response:
@@ -104,3 +113,39 @@ def consistency(first, second):
     """Proof that the tree of ``second`` extends the tree of ``first``."""
     hashes = log.consistency_proof(db.reader(), first, second, _upper_nodes())
     return {"first": first, "second": second, "hashes": [log.b64(h) for h in hashes]}
+
+
+def _parsed(parse, *path: str) -> tiles.Tile:
+    try:
+        return parse(*path)
+    except tiles.TileError as exc:
+        raise NotFoundError(f"no such tile: {exc}", headers={"Cache-Control": "no-store"}) from exc
+
+
+def _tile_response(data: bytes, tile: tiles.Tile) -> Response:
+    return Response(data, mimetype="application/octet-stream",
+                    headers={"Cache-Control": FULL_TILE_CACHE if tile.full else PARTIAL_TILE_CACHE})
+
+
+@blp.route("/tile/<level>/<path:index>")
+@blp.doc(responses={"200": TILE_RESPONSE})
+@public
+def tile(level, index):
+    """A hash tile (C2SP tlog-tiles): 256 hashes of one level of the tree, or the first W of a partial tile."""
+    found = _parsed(tiles.parse_tile, level, index)
+    return _tile_response(log.tile_data(db.reader(), found), found)
+
+
+@blp.route("/tile/entries/<path:index>")
+@blp.doc(responses={"200": TILE_RESPONSE})
+@public
+def entry_bundle(index):
+    """An entry bundle (C2SP tlog-tiles): 256 logged leaves, or the first W, each after its uint16 length."""
+    found = _parsed(tiles.parse_bundle, index)
+    response = _tile_response(log.bundle_data(db.reader(), found), found)
+    # Leaves are JSON and compress some fivefold; the spec asks bundles to be compressed.
+    response.vary.add("Accept-Encoding")
+    if "gzip" in request.accept_encodings:
+        response.set_data(gzip.compress(response.get_data(), mtime=0))
+        response.headers["Content-Encoding"] = "gzip"
+    return response

@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from ..crypto import merkle, note
+from ..crypto import merkle, note, tiles
 from ..crypto.canonical import canonical_text
 from ..db import Prepared, Reader
 from ..domain.timefmt import format_time
@@ -427,3 +427,52 @@ def entries(session: Session, start: int, limit: int) -> list[LogEntry]:
             select(LogEntry).where(LogEntry.idx >= start).order_by(LogEntry.idx).limit(limit)
         ).scalars()
     )
+
+
+# --- C2SP tlog-tiles ----------------------------------------------------------------------------
+# Tiles show the log as of its newest signed checkpoint and never beyond:
+# a hash or an entry that no checkpoint commits to yet is not public.
+
+_SIGNED_SIZE = Prepared(select(Checkpoint.tree_size).order_by(Checkpoint.tree_size.desc()).limit(1))
+# A tile's nodes are consecutive at one level, so their keys lie in one range
+# (merkle.node_key), shared only with lower levels' nodes of the same leaves.
+_TILE_NODES = Prepared(select(LogNode.idx, LogNode.hash)
+                       .where(LogNode.node_key >= bindparam("low"), LogNode.node_key <= bindparam("high"),
+                              LogNode.level == bindparam("level"))
+                       .order_by(LogNode.node_key))
+_LEAVES = Prepared(select(LogEntry.idx, LogEntry.leaf)
+                   .where(LogEntry.idx >= bindparam("start"), LogEntry.idx < bindparam("end"))
+                   .order_by(LogEntry.idx))
+
+
+def signed_size(source: Source) -> int:
+    """The tree size of the newest signed checkpoint (0 before the first)."""
+    rows = _reader(source).all(_SIGNED_SIZE)
+    return rows[0][0] if rows else 0
+
+
+def _within_signed(source: Source, tile: tiles.Tile, path: str) -> None:
+    if tile.width > tiles.width_at(tile.level, tile.index, signed_size(source)):
+        # Not yet, perhaps: a cache must not keep this answer.
+        raise NotFoundError(f"{path} is beyond the log's newest signed checkpoint",
+                            headers={"Cache-Control": "no-store"})
+
+
+def tile_data(source: Source, tile: tiles.Tile) -> bytes:
+    """A hash tile's bytes: its stored hashes, 32 bytes each, in order."""
+    _within_signed(source, tile, tile.path())
+    nodes = tile.nodes()
+    rows = _reader(source).all(_TILE_NODES, low=merkle.node_key(nodes[0]), high=merkle.node_key(nodes[-1]),
+                               level=nodes[0][0])
+    if [index for index, _ in rows] != [index for _, index in nodes]:
+        raise LogCorruptedError(f"stored log hashes missing from {tile.path()}")
+    return b"".join(bytes(digest) for _, digest in rows)
+
+
+def bundle_data(source: Source, tile: tiles.Tile) -> bytes:
+    """An entry bundle's bytes: each logged leaf, exactly as hashed, after its length."""
+    _within_signed(source, tile, tile.bundle_path())
+    rows = _reader(source).all(_LEAVES, start=tile.first, end=tile.first + tile.width)
+    if [index for index, _ in rows] != list(range(tile.first, tile.first + tile.width)):
+        raise LogCorruptedError(f"logged entries missing from {tile.bundle_path()}")
+    return tiles.encode_bundle([leaf.encode() for _, leaf in rows])
