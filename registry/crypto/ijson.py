@@ -17,17 +17,22 @@ parsers disagree on is refused rather than guessed at:
 - nesting deeper than ``max_depth`` (a 200,000-deep array would otherwise
   exhaust the recursion limit of whoever parses or encodes it next).
 
-Pure Python, no project imports: ``registry.crypto`` stays importable alone.
+``open_envelope`` and ``open_statement`` open a JWS received from outside
+the same way: its protected header and its payload are read with ``loads``. Pure Python, no
+imports from outside ``registry.crypto``: it stays importable alone.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "IJSONError", "loads"]
+from . import jws
+
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "IJSONError", "loads", "open_envelope", "open_statement"]
 
 # The registry's own documents nest at most 7 deep (a snapshot's licence
 # statements); 64 leaves room for any honest client and stays far below the
@@ -152,3 +157,32 @@ def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise IJSONError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     _check_tree(value, max_depth, strings=_SURROGATE_ESCAPE.search(text) is not None)
     return value
+
+
+def open_envelope(text: str, typ: str) -> jws.Envelope:
+    """``jws.open_envelope`` for a JWS received from outside: its protected header read as I-JSON too.
+
+    Not verified; the payload is not read (see ``open_statement``). JWSError says why.
+    """
+    try:
+        envelope = jws.open_envelope(text, typ)
+    except RecursionError:
+        raise jws.JWSError(f"protected header is nested more than {MAX_DEPTH} levels deep") from None
+    header_part = text.split(".", 1)[0]
+    try:
+        loads(base64.urlsafe_b64decode(header_part + "=" * (-len(header_part) % 4)))
+    except IJSONError as exc:
+        raise jws.JWSError(f"protected header is not I-JSON: {exc}") from None
+    return envelope
+
+
+def open_statement(text: str, typ: str) -> tuple[jws.Envelope, dict[str, Any]]:
+    """A statement received from outside, opened but not verified, and its payload object read as I-JSON."""
+    envelope = open_envelope(text, typ)
+    try:
+        payload = loads(envelope.payload_bytes)
+    except IJSONError as exc:
+        raise jws.JWSError(f"payload is not I-JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise jws.JWSError("payload is not a JSON object")
+    return envelope, payload

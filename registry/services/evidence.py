@@ -10,7 +10,6 @@ document carries without an inclusion proof sits in its log.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import offline
-from ..crypto import jws
+from ..crypto import ijson, jws
 from ..domain.licence import LicenceVersion
 from ..domain.timefmt import parse_time
 from ..errors import InvalidInputError
@@ -76,9 +75,9 @@ def examine(session: Session, keyring: Keyring, text: str, now: datetime) -> Ans
     if not text.strip():
         raise EvidenceError("empty", "no document given")
     try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise EvidenceError("not_json", f"not JSON: {exc}") from exc
+        document = ijson.loads(text)
+    except ijson.IJSONError as exc:
+        raise EvidenceError("not_json", str(exc)) from exc
     if not isinstance(document, dict) or not isinstance(document.get("jws"), str):
         raise EvidenceError("not_a_document", "a JSON object with a jws member is expected")
     envelope = _envelope(document["jws"])
@@ -97,10 +96,10 @@ def examine(session: Session, keyring: Keyring, text: str, now: datetime) -> Ans
 def _envelope(text: str) -> jws.Envelope:
     """The document's JWS, opened as an answer or as a snapshot (not yet verified)."""
     try:
-        return jws.open_envelope(text, jws.TYP_VERIFICATION)
+        return ijson.open_envelope(text, jws.TYP_VERIFICATION)
     except jws.JWSError as as_answer:
         try:
-            return jws.open_envelope(text, jws.TYP_SNAPSHOT)
+            return ijson.open_envelope(text, jws.TYP_SNAPSHOT)
         except jws.JWSError:
             raise EvidenceError("not_a_document", f"not a verification answer or a snapshot: {as_answer}") from None
 
