@@ -1,0 +1,180 @@
+"""Issue 21, "Hardening": what an attacker or an administrator found, each pinned by a test.
+
+Findings 1 and 3 (bad input, statements partners cannot parse) are here; the
+others have a section each below.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from registry.crypto import jws, keys
+from registry.crypto.canonical import canonical_json
+
+from .helpers import licence_fields, licence_payload, operator_id, sign_licence
+
+MK_OP = operator_id("MK", 1)
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+def problem(response, status: int, field: str | None = None) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == status
+    if field is not None:
+        assert field in body.get("errors", {}), body
+    return body
+
+
+@pytest.fixture
+def own(mk):
+    """MK with its own key besides the hosted one; MKAEOF000001 is at version 1."""
+    return mk.own_key("MK")
+
+
+# --- 1. no 500 for bad input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "role"), [
+    ("PUT", "/api/v1/licences/MKAEOF000002", "authority"),
+    ("POST", "/api/v1/licences:batch", "authority"),
+    ("POST", "/api/v1/verify:batch", "customs"),
+])
+@pytest.mark.parametrize("body", [DEEP, b'{"a": ' * 100_000 + b"1" + b"}" * 100_000])
+def test_deeply_nested_bodies_are_a_400_naming_the_body(mk, client, method, path, role, body):
+    size = mk.log_size()
+    response = client.open(path, method=method, data=body, content_type="application/json",
+                           headers=mk.headers("MK", role))
+    assert "nested more than 64 levels" in problem(response, 400, "body")["errors"]["body"][0]
+    assert mk.log_size() == size
+
+
+@pytest.mark.parametrize(("method", "path", "role"), [
+    ("PUT", "/api/v1/licences/MKAEOF000002", "authority"),
+    ("POST", "/api/v1/licences:batch", "authority"),
+    ("POST", "/api/v1/verify:batch", "customs"),
+])
+@pytest.mark.parametrize(("body", "why"), [
+    (b'{"operator_ids": ["MK1"], "operator_ids": ["MK2"]}', "duplicate member name"),
+    (b"\xef\xbb\xbf{}", "byte order mark"),
+    ('{"licences": []}'.encode("utf-16"), "not UTF-8"),
+    (b'{"nonce": NaN}', "NaN"),
+])
+def test_bodies_that_are_not_i_json_are_a_400_naming_the_body(mk, client, method, path, role, body, why):
+    response = client.open(path, method=method, data=body, content_type="application/json",
+                           headers=mk.headers("MK", role))
+    assert why in problem(response, 400, "body")["errors"]["body"][0]
+
+
+def test_a_statement_whose_header_nests_deeply_is_a_400(own, mk):
+    header = jws._b64url(b"[" * 24_000 + b"]" * 24_000).decode()
+    statement = f"{header}.{jws._b64url(b'{}').decode()}.c2ln"
+    body = problem(mk.put("MKAEOF000002", {"statement": statement}), 400, "statement")
+    assert "nested more than 64 levels" in body["errors"]["statement"][0]
+
+
+def test_deep_evidence_without_a_token_is_a_plain_400_page(mk, client):
+    for data in ({"document": DEEP.decode()}, {"file": (io.BytesIO(DEEP), "answer.json")}):
+        response = client.post("/evidence", data=data, content_type="multipart/form-data")
+        assert response.status_code == 400 and response.mimetype == "text/html"
+        assert "This is not a JSON document." in response.get_data(as_text=True)
+
+
+def test_deep_nesting_inside_an_evidence_jws_header_is_a_plain_400_page(mk, client):
+    header = jws._b64url(b"[" * 50_000 + b"]" * 50_000).decode()
+    document = json.dumps({"jws": f"{header}.e30.c2ln"})
+    response = client.post("/evidence", data={"document": document}, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "This is not a verification answer or a snapshot" in response.get_data(as_text=True)
+
+
+def test_a_lone_surrogate_in_a_signed_operator_name_is_a_400(own, mk):
+    payload = licence_payload("MKAEOF000002", 1, serial=2)
+    text = canonical_json(payload).replace(b"Operator 2 of MK", b"Operator \\ud800 of MK")
+    size = mk.log_size()
+    body = problem(mk.put("MKAEOF000002", {"statement": jws.sign_bytes(text, own, jws.TYP_LICENCE)}),
+                   400, "statement")
+    assert "lone surrogate" in body["errors"]["statement"][0] and "operator.name" in body["errors"]["statement"][0]
+    assert mk.log_size() == size
+
+
+def test_a_lone_surrogate_in_plain_fields_is_a_400(mk, client):
+    body = json.dumps(licence_fields("MK", 2)).replace("Operator 2 of MK", "Operator \\udc00 of MK")
+    response = client.put("/api/v1/licences/MKAEOF000002", data=body, content_type="application/json",
+                          headers=mk.headers("MK"))
+    assert "operator.name" in problem(response, 400, "body")["errors"]["body"][0]
+
+
+# --- 3. statements partners cannot parse ------------------------------------------------------------
+
+
+def _signed(key, text: bytes) -> str:
+    return jws.sign_bytes(text, key, jws.TYP_LICENCE)
+
+
+@pytest.mark.parametrize(("encode", "why"), [
+    (lambda text: text.decode().encode("utf-16"), "not UTF-8"),
+    (lambda text: text.decode().encode("utf-16-le"), "not JSON"),
+    (lambda text: b"\xef\xbb\xbf" + text, "byte order mark"),
+    (lambda text: text.replace(b'"status":"suspended"', b'"status":"revoked","status":"suspended"'),
+     "duplicate member name 'status'"),
+    (lambda text: text.replace(b'"version":2', b'"version":2.0e0'), "version"),
+    (lambda text: text.replace(b'"version":2', b'"version":9007199254740993'), "beyond"),
+])
+def test_statements_that_are_not_i_json_are_refused_and_not_logged(own, mk, encode, why):
+    payload = {**licence_payload("MKAEOF000001", 2, status="suspended", reason="audit"),
+               "effective_at": "2026-11-27T10:00:00Z"}
+    text = encode(canonical_json(payload))
+    size = mk.log_size()
+    body = problem(mk.put("MKAEOF000001", {"statement": _signed(own, text)}), 400)
+    assert any(why in f"{path}: {message}" for path, messages in body["errors"].items() for message in messages), body
+    assert set(body["errors"]) <= {"statement", "statement.version"}
+    assert mk.log_size() == size
+    # The same statement as canonical UTF-8 is accepted: only the encoding was wrong.
+    assert mk.put("MKAEOF000001", {"statement": sign_licence(own, payload)}).status_code == 200
+
+
+def test_a_key_statement_that_is_not_i_json_is_refused(own, mk, client):
+    new = keys.generate()
+    text = canonical_json({"party": "MK", "action": "add", "jwk": keys.public_jwk(new), "valid_from": None,
+                           "revoked_at": None}).replace(b'"action":"add"', b'"action":"revoke","action":"add"')
+    size = mk.log_size()
+    response = client.post("/api/v1/parties/MK/keys", json={"statement": jws.sign_bytes(text, own, jws.TYP_PARTY_KEY)},
+                           headers=mk.headers("MK"))
+    assert "duplicate member name" in problem(response, 400, "statement")["errors"]["statement"][0]
+    assert mk.log_size() == size
+
+
+SPOOFS = ["\u202e", "\u202d", "\u2066", "\u2069", "\u200f", "\u200e", "\u061c", "\u200b", "\u00ad", "\ufeff",
+          "\x00", "\x07", "\t", "\n", "\r", "\x7f", "\x85", "\u2028"]
+
+
+@pytest.mark.parametrize("char", SPOOFS)
+@pytest.mark.parametrize(("field", "change"), [
+    ("operator.name", lambda b, c: b["operator"].update(name=f"Vardar {c}LEEDOOD")),
+    ("operator.address.street", lambda b, c: b["operator"]["address"].update(street=f"Partizanska{c} 1")),
+    ("operator.address.city", lambda b, c: b["operator"]["address"].update(city=f"Skopje{c}")),
+    ("reason", lambda b, c: b.update(status="suspended", reason=f"audit{c}findings")),
+])
+def test_control_and_formatting_characters_are_refused_in_every_form(own, mk, client, char, field, change):
+    fields = licence_fields("MK", 1)
+    change(fields, char)
+    size = mk.log_size()
+    problem(mk.put("MKAEOF000001", fields), 400, field)
+    problem(mk.batch([{"certificate": "MKAEOF000001", **fields}]), 400, f"licences.0.{field}")
+    payload = {**licence_payload("MKAEOF000001", 2), **fields, "effective_at": "2026-11-27T10:00:00Z"}
+    problem(mk.put("MKAEOF000001", {"statement": sign_licence(own, payload)}), 400, f"statement.{field}")
+    assert mk.log_size() == size
+
+
+def test_letters_of_every_script_and_plain_spaces_are_still_names(mk):
+    for name in ("Вардар Логистика ДООЕЛ", "Çelik Shpk – Tiranë", "株式会社 Ōsaka", "Firm\u00a0A & Söhne",
+                 "شركة الشحن"):
+        response = mk.put("MKAEOF000001", licence_fields("MK", 1, operator={
+            "id": MK_OP, "name": name, "aliases": [], "address": None}))
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["licence"]["operator"]["name"] == name
