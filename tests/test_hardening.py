@@ -6,8 +6,11 @@ others have a section each below.
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -178,3 +181,40 @@ def test_letters_of_every_script_and_plain_spaces_are_still_names(mk):
             "id": MK_OP, "name": name, "aliases": [], "address": None}))
         assert response.status_code == 200, response.get_json()
         assert response.get_json()["licence"]["operator"]["name"] == name
+
+
+# --- 1. odd query parameters on pages ---------------------------------------------------------------
+
+ODD = {"endpoint": "x", "_method": "POST", "_external": "1", "_scheme": "javascript", "_anchor": "x",
+       "v": "1", "values": "x", "utm_source": "mail"}
+
+
+def _language_links(html: str) -> list[str]:
+    return re.findall(r'<a href="([^"]*)" lang="[^"]+" hreflang=', html)
+
+
+@pytest.mark.parametrize(("path", "own"), [
+    ("/", {}),
+    ("/check", {}),
+    ("/check?operator_id=MK1&certificate=MKAEOF1", {"operator_id": "MK1", "certificate": "MKAEOF1"}),
+    ("/certificate/MKAEOF000001?operator=" + MK_OP, {"operator": MK_OP}),
+    ("/evidence", {}),
+])
+@pytest.mark.parametrize("name", sorted(ODD))
+def test_pages_read_only_their_own_query_parameters(mk, client, path, own, name):
+    response = client.get(path + ("&" if "?" in path else "?") + f"{name}={ODD[name]}")
+    assert response.status_code in (200, 400, 404) and response.mimetype == "text/html"
+    links = _language_links(response.get_data(as_text=True))
+    assert len(links) == 4
+    for link in links:
+        assert link.startswith("/") and "#" not in link and "javascript" not in link, link
+        query = dict(parse_qsl(urlsplit(html.unescape(link)).query))
+        assert set(query) == {*own, "lang"}, link
+        assert all(query[key] == value for key, value in own.items())
+
+
+def test_a_posted_evidence_page_with_odd_parameters(mk, client):
+    response = client.post("/evidence?endpoint=x&_method=GET&_external=1", data={"document": ""},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert all(link.startswith("/evidence?lang=") for link in _language_links(response.get_data(as_text=True)))

@@ -41,10 +41,24 @@ def _asset_url(filename: str) -> str:
     return url_for("web.asset", filename=filename, v=ASSET_VERSION)
 
 
+# The query parameters each page reads; no other is read or carried into a link.
+# Handing request.args to url_for as they came would let ?endpoint= or
+# ?_method= break the page (a 500) and ?_external=, ?_scheme= or ?_anchor=
+# rewrite its language links.
+PAGE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "web.index": (),
+    "web.check": ("operator_id", "certificate"),
+    "web.certificate": ("operator",),
+    "web.evidence_page": (),
+}
+
+
 def _switch_language(code: str) -> str:
-    """This page in another language (a POSTed form falls back to its empty page)."""
-    args = {k: v for k, v in request.args.items() if k not in ("lang", "v")}
-    return url_for(request.endpoint or "web.index", **(request.view_args or {}), **args, lang=code)
+    """This page in another language, with the page's own parameters (a POSTed form falls back to its empty page)."""
+    endpoint = request.endpoint if request.endpoint in PAGE_PARAMETERS else "web.index"
+    kept = {name: request.args[name] for name in PAGE_PARAMETERS[endpoint] if name in request.args}
+    path = request.view_args if endpoint == request.endpoint else None
+    return url_for(endpoint, **(path or {}), **kept, lang=code)
 
 
 def _page(template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any):
