@@ -13,9 +13,11 @@ import re
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from sqlalchemy import event
 
 from registry.crypto import jws, keys
 from registry.crypto.canonical import canonical_json
+from registry.services import evidence
 
 from .helpers import licence_fields, licence_payload, operator_id, sign_licence
 
@@ -218,3 +220,50 @@ def test_a_posted_evidence_page_with_odd_parameters(mk, client):
                            content_type="multipart/form-data")
     assert response.status_code == 400
     assert all(link.startswith("/evidence?lang=") for link in _language_links(response.get_data(as_text=True)))
+
+
+# --- 2. evidence: signatures first, then bounded lookups -----------------------------------------------
+
+
+def _statements_recorded(app):
+    """Every SQL statement the app's engines run from now on."""
+    database = app.extensions["registry.db"]
+    seen: list[str] = []
+    for engine in (database.engine, database.read_engine):
+        event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: seen.append(sql))
+    return seen
+
+
+def test_evidence_with_a_bogus_signature_looks_nothing_up(mk, client, app):
+    answer_kid = app.extensions["registry.keyring"].answer_key.kid
+    statement = mk.put("MKAEOF000002", licence_fields("MK", 2)).get_json()["statement"]
+    verification = {"verifier": "MK", "at": "2026-11-27T10:00:00Z", "nonce": None,
+                    "produced_at": "2026-11-27T10:00:00Z", "next_update": "2026-11-27T10:05:00Z",
+                    "checkpoint": {"tree_size": 3, "root_hash": "AAAA"},
+                    "results": [{"operator_id": MK_OP, "recognised": True, "reason": "recognised", "operator": None,
+                                 "recognition": None,
+                                 "licences": [{"log_index": n, "statement": statement} for n in range(150)]}]}
+    header = jws._b64url(json.dumps({"alg": "Ed25519", "kid": answer_kid, "typ": jws.TYP_VERIFICATION}).encode())
+    forged = f"{header.decode()}.{jws._b64url(canonical_json(verification)).decode()}.{'A' * 86}"
+    seen = _statements_recorded(app)
+    document = json.dumps({"verification": verification, "jws": forged}).encode()
+    response = client.post("/evidence", data={"file": (io.BytesIO(document), "answer.json")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "This document does not verify" in text
+    assert seen == []
+
+
+def test_statements_of_a_signed_answer_are_looked_up_in_bounded_chunks(mk, app):
+    statement = mk.put("MKAEOF000002", licence_fields("MK", 2)).get_json()["statement"]
+    index = mk.log_size() - 1
+    licences = [{"log_index": index, "statement": statement}] + [
+        {"log_index": n, "statement": "x.y.z"} for n in range(index + 1, index + 1_200)]
+    verification = {"checkpoint": {"tree_size": index + 1}, "results": [{"licences": licences}]}
+    seen = _statements_recorded(app)
+    with mk.session() as session:
+        found = evidence.logged_statements(session, verification)
+    assert list(found) == [statement] and found[statement].log_index == index
+    lookups = [sql for sql in seen if "log_entry.statement" in sql]
+    assert len(lookups) == 3 and all(sql.count("?") + sql.count("%(") <= 501 for sql in lookups), lookups
