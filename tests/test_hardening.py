@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from registry.crypto import jws, keys
 from registry.crypto.canonical import canonical_json
+from registry.ratelimit import RateLimiter
 from registry.services import evidence
 
 from .helpers import licence_fields, licence_payload, operator_id, sign_licence
@@ -267,3 +268,93 @@ def test_statements_of_a_signed_answer_are_looked_up_in_bounded_chunks(mk, app):
     assert list(found) == [statement] and found[statement].log_index == index
     lookups = [sql for sql in seen if "log_entry.statement" in sql]
     assert len(lookups) == 3 and all(sql.count("?") + sql.count("%(") <= 501 for sql in lookups), lookups
+
+
+# --- 4 and 8. rate limits -----------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.value = 1000.0
+
+    def __call__(self):
+        return self.value
+
+
+@pytest.fixture
+def failures(app):
+    count, window = app.config["REGISTRY"].auth_failure_rate
+    limiter = app.extensions["registry.auth_failures"] = RateLimiter(count, window, clock=FakeClock())
+    return limiter
+
+
+@pytest.mark.parametrize("path", ["/api/v1/licences", f"/api/v1/verify/{MK_OP}"])
+def test_a_valid_token_is_never_refused_because_others_failed(mk, client, failures, path):
+    # Behind a proxy with REGISTRY_PROXY_HOPS=0 every partner has the proxy's address.
+    for n in range(2 * failures.limit):
+        assert client.get(path, headers={"Authorization": f"Bearer aeo_guess{n:08d}"}).status_code in (401, 429)
+    problem(client.get(path, headers={"Authorization": "Bearer aeo_guess"}), 429)
+    for role in ("authority", "customs"):
+        response = client.get(path, headers=mk.headers("MK", role))
+        assert response.status_code in (200, 403), response.get_json()
+
+
+def test_failures_are_counted_per_token_prefix_across_addresses(mk, client, failures):
+    bad = {"Authorization": "Bearer aeo_LeakedPrefix-rest-of-a-wrong-token"}
+    for n in range(failures.limit):
+        problem(client.get("/api/v1/licences", headers=bad, environ_base={"REMOTE_ADDR": f"10.0.{n}.1"}), 401)
+    same_prefix = {"Authorization": "Bearer aeo_LeakedPrefix-and-another-ending"}
+    problem(client.get("/api/v1/licences", headers=same_prefix, environ_base={"REMOTE_ADDR": "10.9.9.9"}), 429)
+    problem(client.get("/api/v1/licences", headers={"Authorization": "Bearer aeo_OtherPrefix"},
+                       environ_base={"REMOTE_ADDR": "10.9.9.9"}), 401)
+
+
+def test_the_limiter_stays_bounded_and_remembers_active_offenders():
+    clock = FakeClock()
+    limiter = RateLimiter(3, 60, clock=clock, max_keys=100)
+    for _ in range(3):
+        assert limiter.hit("offender") is None
+    assert limiter.hit("offender") is not None
+    for n in range(10_000):  # cycling addresses
+        clock.value += 0.001
+        limiter.hit(f"198.51.100.{n}")
+        assert len(limiter._hits) <= 100
+    assert limiter.hit("offender") is not None and limiter.retry_after("offender") is not None
+    clock.value += 60
+    assert limiter.hit("offender") is None
+
+
+def test_a_quiet_key_makes_room_before_a_busy_one():
+    clock = FakeClock()
+    limiter = RateLimiter(2, 60, clock=clock, max_keys=3)
+    for key in ("a", "b", "c"):
+        limiter.hit(key)
+    limiter.hit("a")  # a is over its limit next time, and the least recently active is b
+    limiter.hit("d")
+    assert limiter.retry_after("b") is None and len(limiter._hits) == 3
+    assert limiter.hit("a") is not None
+
+
+@pytest.mark.parametrize(("first", "second", "shared"), [
+    ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", True),  # one /64: one subscriber's LAN
+    ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+    ("::ffff:192.0.2.1", "192.0.2.1", True),
+    ("192.0.2.1", "192.0.2.2", False),
+])
+def test_public_checks_are_limited_per_ipv4_address_and_per_ipv6_64(mk, app, client, first, second, shared):
+    app.extensions["registry.public_checks"] = RateLimiter(2, 60, clock=FakeClock())
+    query = {"operator_id": MK_OP, "certificate": "MKAEOF000001"}
+    for _ in range(2):
+        assert client.get("/api/v1/public/check", query_string=query,
+                          environ_base={"REMOTE_ADDR": first}).status_code == 200
+    api = client.get("/api/v1/public/check", query_string=query, environ_base={"REMOTE_ADDR": second})
+    page = client.get("/check", query_string=query, environ_base={"REMOTE_ADDR": second})
+    assert (api.status_code, page.status_code) == ((429, 429) if shared else (200, 200))
+
+
+def test_failed_authentications_are_counted_per_ipv6_64(mk, client, failures):
+    for n in range(failures.limit):
+        problem(client.get("/api/v1/licences", headers={"Authorization": f"Bearer aeo_g{n:011d}"},
+                           environ_base={"REMOTE_ADDR": f"2001:db8::{n + 1:x}"}), 401)
+    problem(client.get("/api/v1/licences", headers={"Authorization": "Bearer aeo_gx"},
+                       environ_base={"REMOTE_ADDR": "2001:db8::ffff"}), 429)

@@ -3,7 +3,7 @@
 from flask import Response, current_app
 
 from .. import clock, db
-from ..auth import client_address, current_caller, public, require
+from ..auth import current_caller, public, public_check_wait, require
 from ..errors import InvalidInputError, RateLimitedError
 from ..schemas import (
     PublicCheckQuerySchema,
@@ -69,7 +69,7 @@ def verify_batch(body):
 @blp.response(200, PublicCheckSchema)
 def public_check(operator_id, certificate):
     """A trader's self-check: both numbers must belong to one licence. Rate-limited per client."""
-    wait = current_app.extensions["registry.public_checks"].hit(client_address())
+    wait = public_check_wait()
     if wait is not None:
         raise RateLimitedError("too many checks from this address; try again later", wait)
     return verification.public_check(db.session(), operator_id, certificate, clock.now())

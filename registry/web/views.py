@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, render_template, request, send_from_di
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import clock, db
-from ..auth import client_address, public
+from ..auth import public, public_check_wait
 from ..domain import identifiers
 from ..errors import InvalidInputError, NotFoundError, RegistryError, UnavailableError
 from ..services import agreements, evidence, log, parties, verification
@@ -133,7 +133,7 @@ def _lookup(operator_id: str, certificate: str) -> tuple[dict[str, Any], int, di
     errors = _field_errors({"operator_id": operator_id, "certificate": certificate})
     if errors:
         return {"errors": errors}, 400, NO_STORE
-    wait = current_app.extensions["registry.public_checks"].hit(client_address())
+    wait = public_check_wait()
     if wait is not None:
         return {"problem": "rate_limited", "retry_after": wait}, 429, {**NO_STORE, "Retry-After": str(wait)}
     session = db.session()
