@@ -43,12 +43,6 @@ def public_check_wait() -> int | None:
     return current_app.extensions["registry.public_checks"].hit(client())
 
 
-# A token's first characters, as stored and listed (services.tokens): failures
-# are counted per token prefix too, so that one client that many addresses
-# share (behind a proxy that passes none of them on) is not the only measure.
-_TOKEN_PREFIX_CHARS = 12
-
-
 def _problem_ref(description: str) -> dict:
     return {"description": description,
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
@@ -79,7 +73,9 @@ def authenticate(lookup: Lookup | None = None) -> Caller:
     if caller is not None:
         return caller
     failures = current_app.extensions["registry.auth_failures"]
-    waits = [failures.hit(key) for key in (f"client:{client()}", f"token:{token[:_TOKEN_PREFIX_CHARS]}")
+    # Per token prefix (as stored and listed) too: guesses at one token from
+    # many addresses, or through a proxy that passes none on, count together.
+    waits = [failures.hit(key) for key in (f"client:{client()}", f"token:{token[:tokens.PREFIX_CHARS]}")
              if key != "token:"]
     wait = max((w for w in waits if w is not None), default=None)
     if wait is not None:

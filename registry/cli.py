@@ -126,13 +126,13 @@ def token_issue(code, role, label):
 
 
 @token_group.command("revoke")
-@click.argument("token")
+@click.argument("token", metavar="TOKEN|ID|PREFIX")
 @handled
 def token_revoke(token):
-    """Revoke a token."""
+    """Revoke a token: by its text, or by the id or prefix that `token list` shows (unambiguous)."""
     with db.database().session() as session:
         row = tokens.revoke(session, token, clock.now())
-        click.echo(f"revoked token {row.prefix}… of {row.party_code} ({row.role})")
+        click.echo(f"revoked token {row.id} {row.prefix}… of {row.party_code} ({row.role})")
 
 
 @token_group.command("list")

@@ -358,3 +358,49 @@ def test_failed_authentications_are_counted_per_ipv6_64(mk, client, failures):
                            environ_base={"REMOTE_ADDR": f"2001:db8::{n + 1:x}"}), 401)
     problem(client.get("/api/v1/licences", headers={"Authorization": "Bearer aeo_gx"},
                        environ_base={"REMOTE_ADDR": "2001:db8::ffff"}), 429)
+
+
+# --- 5. revoking a leaked token by id or prefix -------------------------------------------------------
+
+
+@pytest.fixture
+def cli(runner):
+    def run(*args, ok=True):
+        result = runner.invoke(args=["registry", *map(str, args)])
+        assert (result.exit_code == 0) == ok, (result.output, result.stderr)
+        return result
+
+    return run
+
+
+def _listed(cli) -> dict[str, tuple[str, str]]:
+    """token list as {prefix: (id, state)}."""
+    rows = [line.split() for line in cli("token", "list").stdout.splitlines()]
+    return {row[1].rstrip("…"): (row[0], row[4]) for row in rows}
+
+
+@pytest.mark.parametrize("by", ["id", "prefix", "prefix as listed", "token"])
+def test_a_token_is_revoked_by_its_id_or_the_prefix_token_list_shows(mk, cli, client, by):
+    token = cli("token", "issue", "MK", "--role", "customs").stdout.strip()
+    other = mk.token("MK", "authority")
+    ident, state = _listed(cli)[token[:12]]
+    assert state == "active"
+    reference = {"id": ident, "prefix": token[:12], "prefix as listed": token[:12] + "…", "token": token}[by]
+    assert f"revoked token {ident} {token[:12]}… of MK (customs)" in cli("token", "revoke", reference).stdout
+    assert _listed(cli)[token[:12]][1] == "revoked"
+    problem(client.get(f"/api/v1/verify/{MK_OP}", headers={"Authorization": f"Bearer {token}"}), 401)
+    assert client.get(f"/api/v1/verify/{MK_OP}", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+
+
+def test_an_ambiguous_prefix_lists_the_candidates_and_revokes_nothing(mk, cli):
+    issued = [cli("token", "issue", "MK", "--role", "customs").stdout.strip() for _ in range(40)]
+    shared = next(p for p in {t[:5] for t in issued} if sum(t.startswith(p) for t in issued) > 1)
+    result = cli("token", "revoke", shared, ok=False)
+    assert result.stdout == "" and "matches" in result.stderr and "give the id" in result.stderr
+    for token in issued:
+        if token.startswith(shared):
+            assert token[:12] in result.stderr
+    assert all(state == "active" for _, state in _listed(cli).values())
+    assert "too short" in cli("token", "revoke", "aeo_", ok=False).stderr
+    assert "no such token" in cli("token", "revoke", "aeo_nothinglike", ok=False).stderr
+    assert "no such token" in cli("token", "revoke", "999999", ok=False).stderr
