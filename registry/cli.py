@@ -240,6 +240,11 @@ def demo_command(tokens_file):
     """Initialise, then add the CEFTA parties, agreements, sample licences and a token per party and role."""
     from .services import demo
 
+    if current_app.config["REGISTRY"].production:
+        # Its tokens are live and printed, and its sample parties and licences
+        # would stay in the production log for ever.
+        raise click.ClickException("demo is refused with REGISTRY_ENV=production: it prints live tokens and "
+                                   "logs sample parties and licences that can never be removed")
     initialise()
     tokens_file = tokens_file or Path(current_app.instance_path) / "demo-tokens.json"
     with db.database().session() as session:

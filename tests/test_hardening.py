@@ -10,13 +10,17 @@ import html
 import io
 import json
 import re
+import stat
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from sqlalchemy import event
 
+from registry import create_app
+from registry.config import ConfigError
 from registry.crypto import jws, keys
 from registry.crypto.canonical import canonical_json
+from registry.keyring import Keyring
 from registry.ratelimit import RateLimiter
 from registry.services import evidence
 
@@ -404,3 +408,59 @@ def test_an_ambiguous_prefix_lists_the_candidates_and_revokes_nothing(mk, cli):
     assert "too short" in cli("token", "revoke", "aeo_", ok=False).stderr
     assert "no such token" in cli("token", "revoke", "aeo_nothinglike", ok=False).stderr
     assert "no such token" in cli("token", "revoke", "999999", ok=False).stderr
+
+
+# --- 6. production mode ---------------------------------------------------------------------------------
+
+
+def _cli_app(tmp_path, env: str, keys_dir=None):
+    settings = {"env": env, "database_url": f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}",
+                "keys_dir": keys_dir or tmp_path / "keys", "log_origin": "aeo-registry.test/log"}
+    return create_app(settings, environ={})
+
+
+def test_demo_is_refused_in_production_and_writes_nothing(tmp_path):
+    keys_dir = tmp_path / "keys"
+    Keyring(keys_dir, "prod").ensure_registry_keys()
+    app = _cli_app(tmp_path, "production", keys_dir)
+    tokens_file = tmp_path / "tokens.json"
+    result = app.test_cli_runner().invoke(args=["registry", "demo", "--tokens-file", str(tokens_file)])
+    app.extensions["registry.db"].dispose()
+    assert result.exit_code != 0 and "refused with REGISTRY_ENV=production" in result.stderr
+    assert "aeo_" not in result.output
+    assert not tokens_file.exists() and not (tmp_path / "data").exists()
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_cli_creates_the_database_and_keys_private(tmp_path):
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir(mode=0o755)
+    keys_dir.chmod(0o755)  # as a checkout leaves the committed keys/ folder
+    app = _cli_app(tmp_path, "development", keys_dir)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["registry", "init"]).exit_code == 0
+    assert runner.invoke(args=["registry", "party", "add", "MK", "--name", "North Macedonia",
+                               "--authority", "Customs", "--hosted-key"]).exit_code == 0
+    with app.extensions["registry.db"].engine.connect() as connection:  # WAL files exist while one is open
+        database = tmp_path / "data" / "registry.sqlite3"
+        sidecars = [database.with_name(database.name + suffix) for suffix in ("-wal", "-shm")]
+        assert all(path.exists() for path in sidecars)
+        assert {path.name: _mode(path) for path in [database, *sidecars]} == {
+            path.name: 0o600 for path in [database, *sidecars]}
+        assert connection is not None
+    app.extensions["registry.db"].dispose()
+    assert _mode(tmp_path / "data") == 0o700
+    assert _mode(keys_dir) == 0o700
+    assert {path.name: _mode(path) for path in keys_dir.iterdir()} == {
+        path.name: 0o600 for path in keys_dir.iterdir()}
+
+
+def test_production_refuses_a_keys_folder_open_to_others(tmp_path):
+    keys_dir = tmp_path / "keys"
+    Keyring(keys_dir, "prod").ensure_registry_keys()
+    keys_dir.chmod(0o755)
+    with pytest.raises(ConfigError, match="chmod 700"):
+        _cli_app(tmp_path, "production", keys_dir)
