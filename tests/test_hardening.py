@@ -20,9 +20,10 @@ from registry import create_app
 from registry.config import ConfigError
 from registry.crypto import jws, keys
 from registry.crypto.canonical import canonical_json
+from registry.domain.recognition import Result
 from registry.keyring import Keyring
 from registry.ratelimit import RateLimiter
-from registry.services import evidence
+from registry.services import evidence, verification
 
 from .helpers import licence_fields, licence_payload, operator_id, sign_licence
 
@@ -464,3 +465,37 @@ def test_production_refuses_a_keys_folder_open_to_others(tmp_path):
     keys_dir.chmod(0o755)
     with pytest.raises(ConfigError, match="chmod 700"):
         _cli_app(tmp_path, "production", keys_dir)
+
+
+# --- 7. duplicate ids in a batch -------------------------------------------------------------------------
+
+
+def test_an_id_asked_many_times_is_answered_once_at_every_position(mk, client, monkeypatch):
+    calls = {"recognise": 0, "as_json": 0}
+    real_recognise, real_as_json = verification.recognise, Result.as_json
+
+    def counting_recognise(*args, **kwargs):
+        calls["recognise"] += 1
+        return real_recognise(*args, **kwargs)
+
+    def counting_as_json(self, **kwargs):
+        calls["as_json"] += 1
+        return real_as_json(self, **kwargs)
+
+    monkeypatch.setattr(verification, "recognise", counting_recognise)
+    monkeypatch.setattr(Result, "as_json", counting_as_json)
+    other = operator_id("MK", 2)
+    asked = [MK_OP, other, MK_OP.lower(), "MK-1", f" {MK_OP} "] + [MK_OP] * 4_995
+    for proofs in (False, True):
+        calls.update(recognise=0, as_json=0)
+        response = client.post("/api/v1/verify:batch", headers=mk.headers("MK", "customs"),
+                               json={"operator_ids": asked, "include_statements": True, "proofs": proofs})
+        assert response.status_code == 200
+        results = response.get_json()["verification"]["results"]
+        assert [r["operator_id"] for r in results] == [MK_OP, other, MK_OP, "MK-1", *[MK_OP] * 4_996]
+        assert [i for i, r in enumerate(results) if "error" in r] == [3]
+        assert results[3]["error"].startswith("operator_ids.3: ")
+        assert all(r == results[0] for i, r in enumerate(results) if i not in (1, 3))
+        assert results[0]["recognised"] and results[0]["licences"][0]["statement"]
+        assert proofs == ("inclusion_proof" in results[0]["licences"][0])
+        assert calls == {"recognise": 2, "as_json": 3}
