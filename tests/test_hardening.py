@@ -499,3 +499,30 @@ def test_an_id_asked_many_times_is_answered_once_at_every_position(mk, client, m
         assert results[0]["recognised"] and results[0]["licences"][0]["statement"]
         assert proofs == ("inclusion_proof" in results[0]["licences"][0])
         assert calls == {"recognise": 2, "as_json": 3}
+
+
+# --- 9. what a customs token reads of its own party's licences --------------------------------------------
+
+
+def test_customs_reads_its_own_partys_statements_through_feed_and_snapshot_but_cannot_list_them(registry, client):
+    """docs/threat-model.md: customs of P reads P's statements (names, addresses) through verification,
+    the feed and snapshots, as API.md's "Change feed" and "Offline use" say; it cannot list or manage them."""
+    registry.add_party("MK").add_party("AL")
+    quiet = licence_fields("MK", 1, consent={"partners": False, "public": False})
+    statement = registry.put("MKAEOF000001", quiet).get_json()["statement"]
+    for party, sees in (("MK", True), ("AL", False)):
+        headers = registry.headers(party, "customs")
+        feed = client.get("/api/v1/feed?after=-1", headers=headers).get_json()["items"]
+        (item,) = [i for i in feed if i["kind"] == "licence"]
+        assert ("statement" in item) == sees and item.get("statement", statement) == statement
+        payload = jws.logged_payload(client.get("/api/v1/snapshot", headers=headers).get_json()["jws"])
+        carried = [v["statement"] for licence in payload["licences"] for v in licence["versions"]]
+        assert carried == ([statement] if sees else [])
+        if sees:
+            assert jws.logged_payload(carried[0])["operator"]["address"]["street"] == "Partizanska 1"
+    mk_customs = registry.headers("MK", "customs")
+    problem(client.get("/api/v1/licences/MKAEOF000001", headers=mk_customs), 403)
+    problem(client.get("/api/v1/licences", headers=mk_customs), 403)
+    problem(client.put("/api/v1/licences/MKAEOF000002", json=licence_fields("MK", 2), headers=mk_customs), 403)
+    answer = client.get(f"/api/v1/verify/{MK_OP}", headers=mk_customs).get_json()["verification"]
+    assert answer["results"][0]["operator"]["name"] == "Operator 1 of MK"  # national basis

@@ -54,7 +54,17 @@ def verify_one(operator_id, at=None, nonce=None, proofs=False):
 @blp.arguments(VerifyBatchSchema)
 @blp.response(200, VerificationAnswerSchema)
 def verify_batch(body):
-    """Verify up to 5,000 operators at once; results in the order asked."""
+    """Verify up to 5,000 operators at once; results in the order asked.
+
+    An id asked more than once is answered once, and its result repeated at
+    every position asked (a malformed copy gets its own ``error``). The
+    answer holds its results twice (the ``verification`` object, and base64url
+    inside ``jws``): per id with one licence about 1 KB, about 2.9 KB with
+    ``include_statements`` (more for a large statement signed by an
+    authority, up to 64 KiB each), about 3.7 KB with ``proofs`` as well plus
+    about 110 bytes per doubling of the log. 5,000 such ids with statements
+    and proofs make about 18 to 30 MB.
+    """
     limit = current_app.config["REGISTRY"].verify_batch_max
     if len(body["operator_ids"]) > limit:
         raise InvalidInputError(f"{len(body['operator_ids'])} operator ids; the limit is {limit}",
