@@ -109,23 +109,22 @@ def private_folder(path: Path) -> None:
         path.chmod(PRIVATE_DIR_MODE)
 
 
-def check_private_folder(path: Path) -> None:
-    """KeyFileError unless ``path`` is a folder closed to group and others."""
+def _check_private(path: Path, what: str, fix: str) -> None:
+    """KeyFileError unless ``path`` exists and is closed to group and others."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError as exc:
-        raise KeyFileError(f"keys folder {path} is missing") from exc
+        raise KeyFileError(f"{what} {path} is missing") from exc
     if stat.S_IMODE(mode) & 0o077:
-        raise KeyFileError(f"keys folder {path} is open to others; chmod 700 it")
+        raise KeyFileError(f"{what} {path} is open to others; {fix} it")
+
+
+def check_private_folder(path: Path) -> None:
+    _check_private(path, "keys folder", "chmod 700")
 
 
 def read_private(path: Path) -> OKPKey:
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError as exc:
-        raise KeyFileError(f"key file {path} is missing") from exc
-    if stat.S_IMODE(mode) & 0o077:
-        raise KeyFileError(f"key file {path} is readable by others; chmod 600 it")
+    _check_private(path, "key file", "chmod 600")
     try:
         private = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except ValueError as exc:
