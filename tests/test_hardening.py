@@ -25,7 +25,7 @@ from registry.keyring import Keyring
 from registry.ratelimit import RateLimiter
 from registry.services import evidence, verification
 
-from .helpers import licence_fields, licence_payload, operator_id, sign_licence
+from .helpers import import_row, licence_fields, licence_payload, operator_id, sign_licence, write_import_csv
 
 MK_OP = operator_id("MK", 1)
 DEEP = b"[" * 200_000 + b"]" * 200_000
@@ -526,3 +526,11 @@ def test_customs_reads_its_own_partys_statements_through_feed_and_snapshot_but_c
     problem(client.put("/api/v1/licences/MKAEOF000002", json=licence_fields("MK", 2), headers=mk_customs), 403)
     answer = client.get(f"/api/v1/verify/{MK_OP}", headers=mk_customs).get_json()["verification"]
     assert answer["results"][0]["operator"]["name"] == "Operator 1 of MK"  # national basis
+
+
+def test_an_import_row_with_a_bidi_override_is_refused_by_line_and_field(mk, cli, tmp_path):
+    path = write_import_csv(tmp_path / "rows.csv", [import_row(5), import_row(6, operator_name="Firm \u202e6")])
+    size = mk.log_size()
+    result = cli("import", "MK", path, ok=False)
+    assert "operator.name" in result.stderr and "U+202E" in result.stderr
+    assert mk.log_size() == size
