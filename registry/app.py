@@ -44,7 +44,6 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"), static_folder=None)
     app.session_interface = NoSessions()
     app.config.update(
-        SECRET_KEY=settings.secret_key,
         DEBUG=settings.debug,
         TESTING=settings.testing,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,

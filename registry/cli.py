@@ -126,13 +126,13 @@ def token_issue(code, role, label):
 
 
 @token_group.command("revoke")
-@click.argument("token")
+@click.argument("token", metavar="TOKEN|ID|PREFIX")
 @handled
 def token_revoke(token):
-    """Revoke a token."""
+    """Revoke a token: by its text, or by the id or prefix that `token list` shows (unambiguous)."""
     with db.database().session() as session:
         row = tokens.revoke(session, token, clock.now())
-        click.echo(f"revoked token {row.prefix}… of {row.party_code} ({row.role})")
+        click.echo(f"revoked token {row.id} {row.prefix}… of {row.party_code} ({row.role})")
 
 
 @token_group.command("list")
@@ -243,6 +243,11 @@ def demo_command(tokens_file):
     """Initialise, then add the CEFTA parties, agreements, sample licences and a token per party and role."""
     from .services import demo
 
+    if current_app.config["REGISTRY"].production:
+        # Its tokens are live and printed, and its sample parties and licences
+        # would stay in the production log for ever.
+        raise click.ClickException("demo is refused with REGISTRY_ENV=production: it prints live tokens and "
+                                   "logs sample parties and licences that can never be removed")
     initialise()
     tokens_file = tokens_file or Path(current_app.instance_path) / "demo-tokens.json"
     with db.database().session() as session:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_SECRET_KEY = "development-only-secret-do-not-deploy"
 ENVIRONMENTS = ("development", "production", "testing")
 
 
@@ -66,7 +65,6 @@ class Settings:
     )
     keys_dir: Path = field(default=PROJECT_ROOT / "keys", metadata={"env": "REGISTRY_KEYS_DIR", "parse": _path})
     log_origin: str = field(default="aeo-registry.example/log", metadata={"env": "REGISTRY_LOG_ORIGIN"})
-    secret_key: str = field(default=DEV_SECRET_KEY, metadata={"env": "REGISTRY_SECRET_KEY"})
     debug: bool = field(default=False, metadata={"env": "REGISTRY_DEBUG", "parse": _bool})
     max_body_bytes: int = field(
         default=16 * 1024 * 1024, metadata={"env": "REGISTRY_MAX_BODY_BYTES", "parse": _positive_int}
@@ -126,10 +124,7 @@ class Settings:
             raise ConfigError(f"REGISTRY_ENV must be one of {', '.join(ENVIRONMENTS)}")
         if not self.production:
             return
-        problems = []
+        # No secret key is required: nothing is signed with one (no sessions,
+        # app.NoSessions; the language cookie is a plain choice, unsigned).
         if self.debug:
-            problems.append("REGISTRY_DEBUG must be off in production")
-        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
-            problems.append("REGISTRY_SECRET_KEY must be set to a random value of at least 32 characters")
-        if problems:
-            raise ConfigError("; ".join(problems))
+            raise ConfigError("REGISTRY_DEBUG must be off in production")

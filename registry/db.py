@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -45,17 +46,38 @@ def _on_sqlite_read_connect(dbapi_connection, _record) -> None:
     dbapi_connection.execute(f"PRAGMA cache_size=-{SQLITE_READ_CACHE_KIB}")
 
 
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def _create_private(database: str) -> None:
+    """The database file (and its folder, if new) created private before SQLite first opens it.
+
+    The file holds licences whose holders did not consent to their sharing;
+    SQLite would create it (and its -wal and -shm files, which take the main
+    file's mode) with the process's umask, often world-readable. Created at
+    the first connection, not with the engine, so that a command refused
+    before it touches the database (demo in production) writes nothing.
+    """
+    path = Path(database)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    with contextlib.suppress(FileExistsError):  # another process made it first, the same way
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             **kwargs,
         )
         event.listen(engine, "connect", _on_sqlite_connect)
+        if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+            event.listen(engine, "do_connect", lambda *_: _create_private(parsed.database))
         return engine
     return create_engine(url, **{"pool_pre_ping": True, **kwargs})
 

@@ -1,6 +1,6 @@
 """The keys folder: the registry's own keys and the parties' hosted keys.
 
-Layout (all files PEM, mode 0600, never committed):
+Layout (a folder of mode 0700; all files PEM, mode 0600, never committed):
 
     registry-answer.pem       signs verification answers, snapshots, agreements
     registry-log.pem          signs log checkpoints (C2SP signed notes)
@@ -40,7 +40,12 @@ class Keyring:
             return key
 
     def ensure_registry_keys(self) -> list[str]:
-        """Create the answer and log keys if missing; returns the files made."""
+        """Create the answer and log keys if missing, in a private folder; returns the files made.
+
+        The folder is made 0700 even if it exists (a checkout makes it 0755):
+        its file names alone say which parties' keys the registry holds.
+        """
+        keys.private_folder(self.keys_dir)
         created = []
         for filename in (ANSWER_FILE, LOG_FILE):
             path = self.keys_dir / filename
@@ -50,7 +55,8 @@ class Keyring:
         return created
 
     def check(self) -> None:
-        """Raise KeyFileError unless both registry keys load."""
+        """Raise KeyFileError unless the folder is private and both registry keys load."""
+        keys.check_private_folder(self.keys_dir)
         self._load(ANSWER_FILE)
         self._load(LOG_FILE)
 
@@ -83,6 +89,7 @@ class Keyring:
         return f"party-{party}-{kid}.pem"
 
     def create_hosted(self, party: str) -> OKPKey:
+        keys.private_folder(self.keys_dir)
         key = keys.generate()
         keys.write_private(self.keys_dir / self.hosted_file(party, key.kid), key)
         return key

@@ -7,6 +7,7 @@ Unknown fields are refused everywhere (marshmallow's default, RAISE).
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -119,8 +120,40 @@ def StrictBool(**kwargs) -> fields.Boolean:  # noqa: N802 - reads like a field c
     return _JsonBoolean(**kwargs)
 
 
+# Control characters (Cc: C0, DEL, C1; TAB and line breaks too: a name, an
+# address line or a reason is one line), format characters (Cf: the
+# bidirectional overrides and isolates such as U+202E, which make a page show
+# "Vardar ‮LEEDOOD" as something else, and invisible ones such as U+200B or
+# U+00AD that make two names look alike), surrogates (Cs: not characters) and
+# the line and paragraph separators (Zl, Zp).
+REFUSED_TEXT_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a name, an address line or a reason; None if it can.
+
+    ``str.isprintable`` is true of almost every real value and costs next to
+    nothing; it is false also of some characters that are fine here (U+00A0,
+    private use), so only then is each character's category looked at.
+    """
+    if value.isprintable():
+        return None
+    for position, char in enumerate(value):
+        if unicodedata.category(char) in REFUSED_TEXT_CATEGORIES:
+            return (f"must not contain control or formatting characters (U+{ord(char):04X} "
+                    f"at position {position + 1})")
+    return None
+
+
+def _plain_text(value: str) -> None:
+    problem = text_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
 def Text(max_length: int, **kwargs) -> fields.String:  # noqa: N802
-    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+    """One line of human text: names, address lines, reasons, titles."""
+    return fields.String(validate=[validate.Length(min=1, max=max_length), _plain_text], **kwargs)
 
 
 # --- path parameters ------------------------------------------------------------
@@ -329,7 +362,8 @@ def load_licence_fields(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _text(value: Any, max_length: int) -> bool:
-    return type(value) is str and 1 <= len(value) <= max_length
+    """``Text(max_length)``'s rule; whatever fails goes to the schema for its error."""
+    return type(value) is str and 1 <= len(value) <= max_length and text_problem(value) is None
 
 
 def _licence_fields_fast(data: Any) -> dict[str, Any] | None:

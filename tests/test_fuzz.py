@@ -24,12 +24,16 @@ randomness.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from registry import create_app
@@ -163,3 +167,112 @@ def test_every_operation_is_fuzzed():
     spec = _spec()
     documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops if m != "parameters"}
     assert operations == documented and len(operations) >= 20
+
+
+# --- hostile shapes the spec does not describe (issue 21) -----------------------------------------
+
+SPOOFING = "\u202e\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c\u200b\u00ad\ufeff\x00\x1b\t\n\x7f\x85\u2028"
+BODY_OPERATIONS = [("PUT", "/api/v1/licences/MKAEOF000777", "authority"),
+                   ("POST", "/api/v1/licences:batch", "authority"),
+                   ("POST", "/api/v1/verify:batch", "customs"),
+                   ("POST", "/api/v1/parties/MK/keys", "authority")]
+
+
+@st.composite
+def deep_nesting(draw) -> bytes:
+    depth = draw(st.integers(65, 5_000))
+    opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}"), ('{"operator_ids":[', "]}")]))
+    return (opener * depth + draw(st.sampled_from(["1", '"x"', "null", ""])) + closer * depth).encode()
+
+
+@st.composite
+def spoofed_fields(draw) -> bytes:
+    """Plain licence fields, a batch of them or a verify batch, with control, bidi or surrogate text inside."""
+    weird = draw(st.text(st.sampled_from(SPOOFING), min_size=1, max_size=3))
+    fields = licence_fields("MK", 777)
+    where = draw(st.sampled_from(["name", "street", "reason", "alias", "id"]))
+    if where == "name":
+        fields["operator"]["name"] = f"Vardar {weird}DOOEL"
+    elif where == "street":
+        fields["operator"]["address"]["street"] = weird
+    elif where == "reason":
+        fields.update(status="suspended", reason=f"audit{weird}")
+    elif where == "alias":
+        fields["operator"]["aliases"] = [f"MK{weird}1"]
+    else:
+        fields["operator"]["id"] = weird + fields["operator"]["id"]
+    body = draw(st.sampled_from([fields, {"licences": [{"certificate": "MKAEOF000777", **fields}]},
+                                 {"operator_ids": [fields["operator"]["id"], weird], "nonce": weird}]))
+    text = json.dumps(body)
+    if draw(st.booleans()):  # a lone surrogate, escaped, somewhere a string is
+        text = text.replace('"MK', '"\\ud800MK', 1) if draw(st.booleans()) else text.replace("DOOEL", "\\udfff")
+    return text.encode()
+
+
+@st.composite
+def huge_arrays(draw) -> bytes:
+    count = draw(st.integers(5_001, 200_000))
+    item = draw(st.sampled_from(['"MK4030000375897"', "1", "null", "{}", '"\\u202e"', "[]"]))
+    member = draw(st.sampled_from(["operator_ids", "licences", "statement"]))
+    return f'{{"{member}": [{",".join([item] * count)}]}}'.encode()
+
+
+@st.composite
+def odd_encodings(draw) -> bytes:
+    text = json.dumps(draw(st.sampled_from([licence_fields("MK", 777), {"operator_ids": ["MK1"]}])))
+    kind = draw(st.sampled_from(["utf-16", "utf-32", "bom", "duplicate", "nan", "big"]))
+    if kind in ("utf-16", "utf-32"):
+        return text.encode(kind)
+    if kind == "bom":
+        return b"\xef\xbb\xbf" + text.encode()
+    if kind == "duplicate":
+        return text.replace("{", '{"type": "AEOC", ', 1).encode()
+    return text.replace("}", ', "x": ' + ("NaN" if kind == "nan" else "9" * 400) + "}", 1).encode()
+
+
+HOSTILE_BODIES = deep_nesting() | spoofed_fields() | huge_arrays() | odd_encodings()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "path", "role"), BODY_OPERATIONS)
+@given(body=HOSTILE_BODIES)
+@fuzz_settings
+def test_hostile_bodies_are_refused_plainly_and_change_nothing(world, method, path, role, body):
+    size = world.log_size()
+    response = world.client.open(path, method=method, data=body, content_type="application/json",
+                                 headers=world.headers("MK", role))
+    assert response.status_code < 500, response.get_data(as_text=True)[:500]
+    if response.status_code >= 400:
+        assert response.mimetype == "application/problem+json"
+        problem = response.get_json()
+        assert problem["status"] == response.status_code
+        if response.status_code == 400:
+            assert problem["errors"] and all(problem["errors"].values()), problem
+        assert world.log_size() == size
+
+
+PAGES = ["/", "/check", "/check?operator_id=MK4030000375897&certificate=MKAEOF000123",
+         "/certificate/MKAEOF000123?operator=MK4030000375897", "/evidence"]
+PAGE_OWN = {"web.index": set(), "web.check": {"operator_id", "certificate"}, "web.certificate": {"operator"},
+            "web.evidence_page": set()}
+QUERY_NAMES = st.sampled_from(["endpoint", "_method", "_external", "_scheme", "_anchor", "values", "v", "lang",
+                               "operator_id", "certificate", "operator", "file", "document"]) | st.text(max_size=12)
+QUERY_VALUES = st.sampled_from(["POST", "1", "javascript", "https", "en", "xx", "//evil.example", "#x"]) \
+    | st.text(st.characters(codec="utf-8") | st.sampled_from(SPOOFING), max_size=40)
+
+
+@pytest.mark.slow
+@given(path=st.sampled_from(PAGES), query=st.lists(st.tuples(QUERY_NAMES, QUERY_VALUES), max_size=6),
+       post=st.booleans())
+@fuzz_settings
+def test_pages_take_any_query_parameters_without_a_500(world, path, query, post):
+    separator = "&" if "?" in path else "?"
+    url = path + (separator + urlencode(query) if query else "")
+    response = world.client.post(url, data={"document": ""}) if post and path == "/evidence" else \
+        world.client.get(url)
+    assert response.status_code < 500 and response.mimetype == "text/html", (url, response.status_code)
+    endpoint = world.app.url_map.bind("localhost").match(urlsplit(path).path)[0]
+    for link in re.findall(r'<a href="([^"]*)" lang="[^"]+" hreflang=', response.get_data(as_text=True)):
+        parts = urlsplit(html.unescape(link))
+        assert not parts.scheme and not parts.netloc and not parts.fragment, link
+        assert set(dict(parse_qsl(parts.query))) <= PAGE_OWN[endpoint] | {"lang"}, link

@@ -195,8 +195,10 @@ def test_without_its_listener_a_worker_asks_the_database_until_it_is_back(world,
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
+            # Only this suite's database: other suites on the same server keep their listeners.
             ended = connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                            "WHERE application_name = :name"), {"name": HOT_CACHE_APPLICATION})
+                                            "WHERE application_name = :name AND datname = current_database()"),
+                                       {"name": HOT_CACHE_APPLICATION})
             assert ended.all() == [(True,)]
     finally:
         engine.dispose()

@@ -12,7 +12,8 @@ from registry import schemas
 from registry.services.demo import national_number
 
 PARTIES = ["AL", "BA", "MD", "ME", "MK", "RS", "XK"]
-TEXT = st.text(min_size=1, max_size=20)  # within every Text field's limit
+# Within every Text field's limit, and of characters it allows (schemas.REFUSED_TEXT_CATEGORIES).
+TEXT = st.text(st.characters(exclude_categories=sorted(schemas.REFUSED_TEXT_CATEGORIES)), min_size=1, max_size=20)
 
 
 @st.composite

@@ -14,10 +14,12 @@ from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
 from marshmallow import Schema, ValidationError
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from .. import errors
 from ..auth import BEARER_SCHEME, public
+from ..crypto import ijson
 from ..errors import PROBLEM_JSON, InvalidInputError
 from ..keyring import Keyring
 from ..schemas import PATH_PARAMETERS, ProblemSchema
@@ -51,6 +53,13 @@ class RegistryParser(FlaskParser):
     DEFAULT_UNKNOWN_BY_LOCATION: ClassVar = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None,
                                              "querystring": None}
     DEFAULT_VALIDATION_STATUS = 400
+
+    def load_json(self, req, schema):
+        # webargs' own parse has no depth limit (a RecursionError is a 500) and takes what I-JSON refuses.
+        if not is_json_request(req):
+            return core.missing
+        raw = req.get_data(cache=True)
+        return core.missing if not raw else parse_body(raw)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,11 +122,17 @@ def keyring() -> Keyring:
     return current_app.extensions["registry.keyring"]
 
 
+def parse_body(raw: bytes) -> Any:
+    """A request body read as I-JSON within the depth limit, or a 400 naming ``body``."""
+    try:
+        return ijson.loads(raw)
+    except ijson.IJSONError as exc:
+        raise InvalidInputError(f"the body is not valid I-JSON: {exc}", {"body": [str(exc)]}) from None
+
+
 def json_body() -> dict[str, Any]:
-    """The request's JSON object, or a 400 that says what is wrong with it."""
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise InvalidInputError("the body is not valid JSON", {"body": ["not valid JSON"]})
+    """The request's JSON object, whatever its content type, or a 400 that says what is wrong with it."""
+    body = parse_body(request.get_data(cache=True))
     if not isinstance(body, dict):
         raise InvalidInputError("the body must be a JSON object", {"body": ["must be an object"]})
     return body

@@ -3,7 +3,7 @@
 from flask import Response, current_app
 
 from .. import clock, db
-from ..auth import client_address, current_caller, public, require
+from ..auth import current_caller, public, public_check_wait, require
 from ..errors import InvalidInputError, RateLimitedError
 from ..schemas import (
     PublicCheckQuerySchema,
@@ -54,7 +54,17 @@ def verify_one(operator_id, at=None, nonce=None, proofs=False):
 @blp.arguments(VerifyBatchSchema)
 @blp.response(200, VerificationAnswerSchema)
 def verify_batch(body):
-    """Verify up to 5,000 operators at once; results in the order asked."""
+    """Verify up to 5,000 operators at once; results in the order asked.
+
+    An id asked more than once is answered once, and its result repeated at
+    every position asked (a malformed copy gets its own ``error``). The
+    answer holds its results twice (the ``verification`` object, and base64url
+    inside ``jws``): per id with one licence about 1 KB, about 2.9 KB with
+    ``include_statements`` (more for a large statement signed by an
+    authority, up to 64 KiB each), about 3.7 KB with ``proofs`` as well plus
+    about 110 bytes per doubling of the log. 5,000 such ids with statements
+    and proofs make about 18 to 30 MB.
+    """
     limit = current_app.config["REGISTRY"].verify_batch_max
     if len(body["operator_ids"]) > limit:
         raise InvalidInputError(f"{len(body['operator_ids'])} operator ids; the limit is {limit}",
@@ -69,7 +79,7 @@ def verify_batch(body):
 @blp.response(200, PublicCheckSchema)
 def public_check(operator_id, certificate):
     """A trader's self-check: both numbers must belong to one licence. Rate-limited per client."""
-    wait = current_app.extensions["registry.public_checks"].hit(client_address())
+    wait = public_check_wait()
     if wait is not None:
         raise RateLimitedError("too many checks from this address; try again later", wait)
     return verification.public_check(db.session(), operator_id, certificate, clock.now())

@@ -18,6 +18,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
 
 
 class KeyFileError(ValueError):
@@ -94,19 +95,36 @@ def write_private(path: Path, key: OKPKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A folder made for it is private too; an existing one is the caller's to judge (keyring.Keyring).
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
 
 
-def read_private(path: Path) -> OKPKey:
+def private_folder(path: Path) -> None:
+    """Make ``path`` a folder that only its owner can list or enter (0700), creating it if need be."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(PRIVATE_DIR_MODE)
+
+
+def _check_private(path: Path, what: str, fix: str) -> None:
+    """KeyFileError unless ``path`` exists and is closed to group and others."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError as exc:
-        raise KeyFileError(f"key file {path} is missing") from exc
+        raise KeyFileError(f"{what} {path} is missing") from exc
     if stat.S_IMODE(mode) & 0o077:
-        raise KeyFileError(f"key file {path} is readable by others; chmod 600 it")
+        raise KeyFileError(f"{what} {path} is open to others; {fix} it")
+
+
+def check_private_folder(path: Path) -> None:
+    _check_private(path, "keys folder", "chmod 700")
+
+
+def read_private(path: Path) -> OKPKey:
+    _check_private(path, "key file", "chmod 600")
     try:
         private = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except ValueError as exc:

@@ -21,7 +21,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from .. import schemas
-from ..crypto import jws, keys
+from ..crypto import ijson, jws, keys
 from ..crypto.canonical import canonical_json
 from ..domain import identifiers, licence
 from ..domain.licence import LicenceVersion
@@ -203,8 +203,8 @@ class _Checker:
             return SignatureError(message, {"statement": [message]})
 
         try:
-            envelope = jws.open_envelope(text, jws.TYP_LICENCE)
-            raw = envelope.payload()
+            # I-JSON before anything else: what the log keeps for ever, every partner must read alike.
+            envelope, raw = ijson.open_statement(text, jws.TYP_LICENCE)
         except jws.JWSError as exc:
             raise bad(str(exc)) from exc
         replayed = self._replay(certificate, text, raw.get("version"), state)

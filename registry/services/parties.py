@@ -16,7 +16,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..crypto import jws, keys
+from ..crypto import ijson, jws, keys
 from ..domain import identifiers
 from ..domain.party_keys import ACTIONS, KeyHistory, KeyLedger, KeyStatement, KeyValidity, replay, voids_its_signer
 from ..domain.timefmt import format_time, parse_time
@@ -143,7 +143,7 @@ def change_key(session: Session, keyring: Keyring, caller_party: str, code: str,
         raise ForbiddenError(f"an authority of {caller_party} cannot change the keys of {code}")
     get_party(session, code)
     try:
-        envelope = jws.open_envelope(statement, jws.TYP_PARTY_KEY)
+        envelope, payload = ijson.open_statement(statement, jws.TYP_PARTY_KEY)
     except jws.JWSError as exc:
         raise SignatureError(str(exc), field_errors("statement", str(exc))) from exc
     with log.writing(session, keyring.log_signer, now) as writer:
@@ -159,7 +159,7 @@ def change_key(session: Session, keyring: Keyring, caller_party: str, code: str,
         if refusal:
             raise SignatureError(refusal, field_errors("statement", refusal))
         try:
-            payload = jws.verify(statement, keys.public_from_jwk(json.loads(signer.jwk)), jws.TYP_PARTY_KEY)
+            jws.verify_envelope(envelope, keys.public_from_jwk(json.loads(signer.jwk)))
         except jws.JWSError as exc:
             raise SignatureError(str(exc), field_errors("statement", str(exc))) from exc
         action, target = _check_key_payload(session, history, code, payload, now)

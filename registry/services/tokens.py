@@ -17,12 +17,13 @@ from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..db import Prepared, Reader
-from ..errors import InvalidInputError, NotFoundError, field_errors
+from ..errors import ConflictError, InvalidInputError, NotFoundError, field_errors
 from ..models import ApiToken, LogHead
 from .parties import get_party
 
 ROLES = ("authority", "customs")
 TOKEN_PREFIX = "aeo_"
+PREFIX_CHARS = 12  # what `token list` shows of each token, and what is stored beside its hash
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,44 @@ def issue(session: Session, party: str, role: str, now: datetime, label: str | N
         raise InvalidInputError(f"role must be one of {', '.join(ROLES)}", field_errors("role", "unknown role"))
     get_party(session, party)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(token_hash=token_hash(token), prefix=token[:12], party_code=party, role=role,
+    session.add(ApiToken(token_hash=token_hash(token), prefix=token[:PREFIX_CHARS], party_code=party, role=role,
                          label=label, created_at=now))
     session.commit()
     return token
 
 
-def revoke(session: Session, token: str, now: datetime) -> ApiToken:
-    row = session.execute(select(ApiToken).where(ApiToken.token_hash == token_hash(token.strip()))).scalar_one_or_none()
+def find(session: Session, reference: str) -> ApiToken:
+    """The token named by its full text, its id, or an unambiguous prefix as ``token list`` shows it.
+
+    A leaked token's text may be unknown to the administrator; its id and
+    prefix are in ``token list``. A prefix names the one token not yet
+    revoked that begins with it, else (all revoked) the one token at all.
+    """
+    reference = reference.strip().rstrip("…").rstrip(".")
+    if reference.isascii() and reference.isdigit():
+        row = session.get(ApiToken, int(reference)) if len(reference) < 19 else None
+    elif len(reference) > PREFIX_CHARS:
+        row = session.execute(select(ApiToken).where(ApiToken.token_hash == token_hash(reference))).scalar_one_or_none()
+    elif len(reference) < len(TOKEN_PREFIX) + 1:
+        raise InvalidInputError(f"give the token, its id, or a prefix longer than {TOKEN_PREFIX!r}",
+                                field_errors("token", "too short to name one token"))
+    else:
+        rows = list(session.execute(select(ApiToken).where(ApiToken.prefix.startswith(reference, autoescape=True))
+                                    .order_by(ApiToken.id)).scalars())
+        candidates = [r for r in rows if r.revoked_at is None] or rows
+        if len(candidates) > 1:
+            listed = "; ".join(f"id {r.id} {r.prefix}… {r.party_code} {r.role}" for r in candidates)
+            raise ConflictError(f"prefix {reference} matches {len(candidates)} tokens: {listed}; give the id",
+                                field_errors("token", "ambiguous prefix"))
+        row = candidates[0] if candidates else None
     if row is None:
         raise NotFoundError("no such token")
+    return row
+
+
+def revoke(session: Session, reference: str, now: datetime) -> ApiToken:
+    """Revoke the token named by ``reference`` (see ``find``); revoking it again changes nothing."""
+    row = find(session, reference)
     if row.revoked_at is None:
         row.revoked_at = now
         session.commit()

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, render_template, request, send_from_di
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import clock, db
-from ..auth import client_address, public
+from ..auth import public, public_check_wait
 from ..domain import identifiers
 from ..errors import InvalidInputError, NotFoundError, RegistryError, UnavailableError
 from ..services import agreements, evidence, log, parties, verification
@@ -41,10 +41,24 @@ def _asset_url(filename: str) -> str:
     return url_for("web.asset", filename=filename, v=ASSET_VERSION)
 
 
+# The query parameters each page reads; no other is read or carried into a link.
+# Handing request.args to url_for as they came would let ?endpoint= or
+# ?_method= break the page (a 500) and ?_external=, ?_scheme= or ?_anchor=
+# rewrite its language links.
+PAGE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "web.index": (),
+    "web.check": ("operator_id", "certificate"),
+    "web.certificate": ("operator",),
+    "web.evidence_page": (),
+}
+
+
 def _switch_language(code: str) -> str:
-    """This page in another language (a POSTed form falls back to its empty page)."""
-    args = {k: v for k, v in request.args.items() if k not in ("lang", "v")}
-    return url_for(request.endpoint or "web.index", **(request.view_args or {}), **args, lang=code)
+    """This page in another language, with the page's own parameters (a POSTed form falls back to its empty page)."""
+    endpoint = request.endpoint if request.endpoint in PAGE_PARAMETERS else "web.index"
+    kept = {name: request.args[name] for name in PAGE_PARAMETERS[endpoint] if name in request.args}
+    path = request.view_args if endpoint == request.endpoint else None
+    return url_for(endpoint, **(path or {}), **kept, lang=code)
 
 
 def _page(template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any):
@@ -119,7 +133,7 @@ def _lookup(operator_id: str, certificate: str) -> tuple[dict[str, Any], int, di
     errors = _field_errors({"operator_id": operator_id, "certificate": certificate})
     if errors:
         return {"errors": errors}, 400, NO_STORE
-    wait = current_app.extensions["registry.public_checks"].hit(client_address())
+    wait = public_check_wait()
     if wait is not None:
         return {"problem": "rate_limited", "retry_after": wait}, 429, {**NO_STORE, "Retry-After": str(wait)}
     session = db.session()
