@@ -69,6 +69,9 @@ class Settings:
     max_body_bytes: int = field(
         default=16 * 1024 * 1024, metadata={"env": "REGISTRY_MAX_BODY_BYTES", "parse": _positive_int}
     )
+    evidence_max_bytes: int = field(
+        default=64 * 1024 * 1024, metadata={"env": "REGISTRY_EVIDENCE_MAX_BYTES", "parse": _positive_int}
+    )
     answer_ttl_seconds: int = field(
         default=300, metadata={"env": "REGISTRY_ANSWER_TTL_SECONDS", "parse": _positive_int}
     )

@@ -216,7 +216,10 @@ def evidence_page():
     # against public keys and shows the result to whoever posted it; no cookie
     # grants any right here (the language cookie only picks words), and
     # another site that makes a browser post to it cannot read the answer.
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    # The registry's own evidence runs past the API's body limit (a 5,000-id answer with statements
+    # and proofs is some 20 MB), so this page takes its own; pasted text counts against it too.
+    limit = request.max_content_length = request.max_form_memory_size = (
+        current_app.config["REGISTRY"].evidence_max_bytes)
     try:
         text = _submitted_document()
         report = evidence.examine(db.session(), current_app.extensions["registry.keyring"], text, clock.now())
