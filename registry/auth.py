@@ -43,7 +43,7 @@ def public_check_wait() -> int | None:
     return current_app.extensions["registry.public_checks"].hit(client())
 
 
-def _problem_ref(description: str) -> dict:
+def problem_ref(description: str) -> dict:
     return {"description": description,
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
@@ -104,8 +104,8 @@ def require(*roles: str, party_bound: bool = False, lookup: Lookup | None = None
         return Blueprint.doc(
             security=[{"bearerAuth": []}],
             responses={
-                "401": _problem_ref("no token, or an unknown or revoked one"),
-                "403": _problem_ref("the token's role or party may not do this"),
+                "401": problem_ref("no token, or an unknown or revoked one"),
+                "403": problem_ref("the token's role or party may not do this"),
             },
         )(wrapper)
 

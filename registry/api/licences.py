@@ -3,7 +3,7 @@
 from flask import current_app
 
 from .. import clock, db
-from ..auth import current_caller, require
+from ..auth import current_caller, problem_ref, require
 from ..schemas import (
     BatchLicenceFieldsSchema,
     BatchStatementSchema,
@@ -33,9 +33,17 @@ PUBLISH_BODY = {
 }
 
 
+# Refusals a publisher acts on, beside the invalid input every route may get.
+PUBLISH_REFUSALS = {
+    "409": problem_ref("not the next version, a status change the lifecycle forbids, a party without a hosted "
+                       "key, or an alias another party's current version lists"),
+    "422": problem_ref("an identifier of another party (operator.id must begin with the issuer's code)"),
+}
+
+
 @blp.route("/licences/<certificate>", methods=["PUT"])
 @require("authority", party_bound=True)
-@blp.doc(requestBody=PUBLISH_BODY)
+@blp.doc(requestBody=PUBLISH_BODY, responses=PUBLISH_REFUSALS)
 @blp.response(200, LicenceRecordSchema, description="a new version, or the same statement again")
 @blp.alt_response(201, schema=LicenceRecordSchema, description="a new licence")
 def put_licence(certificate):
@@ -48,6 +56,7 @@ def put_licence(certificate):
 @blp.route("/licences:batch", methods=["POST"])
 @BATCH_GC()  # thousands of licences: as for a verify batch
 @require("authority")
+@blp.doc(responses=PUBLISH_REFUSALS)
 @blp.arguments(PublishBatchSchema)
 @blp.response(200, PublishBatchResultSchema)
 def publish_batch(body):

@@ -2,7 +2,7 @@
 
 
 from .. import clock, db
-from ..auth import current_caller, public, require
+from ..auth import current_caller, problem_ref, public, require
 from ..schemas import JwkSetSchema, PartyKeySchema, PartyListSchema, PartySchema, StatementSchema
 from ..services import parties
 from . import API_PREFIX, Blueprint, keyring
@@ -37,6 +37,8 @@ def party_jwks(code):
 
 @blp.route("/<code>/keys", methods=["POST"])
 @require("authority", party_bound=True)
+@blp.doc(responses={"409": problem_ref("the key is enrolled, retired or revoked already, or the revocation would "
+                                       "void the key that signs it")})
 @blp.arguments(StatementSchema)
 @blp.response(201, PartyKeySchema)
 def change_key(body, code):
