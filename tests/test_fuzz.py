@@ -78,7 +78,7 @@ def problem_details(ctx, response, case) -> None:
 
 
 def rejections_name_a_field(ctx, response, case) -> None:
-    """A 400 says which field is wrong (API.md: errors keyed by field path)."""
+    """A 400 says which field is wrong (docs/api.md: errors keyed by field path)."""
     if response.status_code != 400:
         return
     errors = json.loads(response.content).get("errors")

@@ -506,7 +506,7 @@ def test_an_id_asked_many_times_is_answered_once_at_every_position(mk, client, m
 
 def test_customs_reads_its_own_partys_statements_through_feed_and_snapshot_but_cannot_list_them(registry, client):
     """docs/threat-model.md: customs of P reads P's statements (names, addresses) through verification,
-    the feed and snapshots, as API.md's "Change feed" and "Offline use" say; it cannot list or manage them."""
+    the feed and snapshots, as docs/api.md's "Change feed" and "Offline use" say; it cannot list or manage them."""
     registry.add_party("MK").add_party("AL")
     quiet = licence_fields("MK", 1, consent={"partners": False, "public": False})
     statement = registry.put("MKAEOF000001", quiet).get_json()["statement"]
