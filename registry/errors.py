@@ -47,7 +47,7 @@ class SignatureError(InvalidInputError):
 class UnauthorizedError(RegistryError):
     status = 401
     slug = "unauthorized"
-    title = "UnauthorizedError"
+    title = "Unauthorized"
 
     def __init__(self, detail: str):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="aeo-registry"'})
@@ -56,7 +56,7 @@ class UnauthorizedError(RegistryError):
 class ForbiddenError(RegistryError):
     status = 403
     slug = "forbidden"
-    title = "ForbiddenError"
+    title = "Forbidden"
 
 
 class NotFoundError(RegistryError):
@@ -68,7 +68,7 @@ class NotFoundError(RegistryError):
 class ConflictError(RegistryError):
     status = 409
     slug = "conflict"
-    title = "ConflictError"
+    title = "Conflict"
 
 
 class UnprocessableError(RegistryError):
@@ -77,12 +77,6 @@ class UnprocessableError(RegistryError):
     status = 422
     slug = "unprocessable"
     title = "Unprocessable input"
-
-
-class PayloadTooLargeError(RegistryError):
-    status = 413
-    slug = "payload-too-large"
-    title = "Payload too large"
 
 
 class RateLimitedError(RegistryError):
