@@ -65,12 +65,12 @@ test-postgresql: install
 # translate what is new (the tests fail on an empty or fuzzy entry), compile.
 BABEL_KEYWORDS := -k _l -k lazy_pgettext:1c,2
 translations: install
-	$(BIN)/pybabel -q extract -F registry/web/babel.cfg $(BABEL_KEYWORDS) --no-location --sort-output \
+	$(BIN)/pybabel -q extract -F registry/http/web/babel.cfg $(BABEL_KEYWORDS) --no-location --sort-output \
 		--project "AEO registry" --copyright-holder "AEO registry contributors" \
-		-o registry/web/translations/messages.pot .
-	$(BIN)/pybabel -q update -i registry/web/translations/messages.pot -d registry/web/translations \
+		-o registry/http/web/translations/messages.pot .
+	$(BIN)/pybabel -q update -i registry/http/web/translations/messages.pot -d registry/http/web/translations \
 		--width 100 --ignore-obsolete
-	$(BIN)/pybabel -q compile -d registry/web/translations
+	$(BIN)/pybabel -q compile -d registry/http/web/translations
 
 # The long fuzzing run (make test runs a short, repeatable one): fresh randomness,
 # failures kept in .hypothesis/ and replayed first next time.

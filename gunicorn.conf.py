@@ -35,12 +35,12 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 def post_worker_init(worker):
     """Once a worker has loaded the app: freeze what it loaded for the garbage
     collector and start its batch helper, a process that answers half of each
-    large verify batch on the other core (registry/services/batch_helper.py)."""
-    from registry.services import batch_helper
+    large verify batch on the other core (registry/runtime/batches.py)."""
+    from registry.runtime import batches
 
-    batch_helper.tune_gc()
+    batches.tune_gc()
     if worker is not None:
-        batch_helper.start_for(worker.wsgi)
+        batches.start_for(worker.wsgi)
 
 
 def on_starting(server):

@@ -4,8 +4,8 @@ from alembic import context
 from sqlalchemy import pool
 
 from registry.config import Settings
-from registry.db import make_engine
-from registry.models import Base
+from registry.store.database import make_engine
+from registry.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -10,13 +10,11 @@ from flask import Flask
 from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, cli, db, headers, web
+from . import cli
 from .config import PROJECT_ROOT, ConfigError, Settings
-from .keyring import KeyFileError, Keyring
-from .ratelimit import RateLimiter
-from .services.batch_helper import BatchHelper
-from .services.log import UpperNodes
-from .services.verification import SnapshotCache
+from .http import api, context, headers, web
+from .keyring import KeyFileError
+from .runtime import Runtime
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -24,7 +22,7 @@ __all__ = ["ConfigError", "create_app"]
 class NoSessions(SessionInterface):
     """The registry keeps no sessions: the API knows a caller by the bearer
     token of each request, and the pages remember only a language cookie
-    (web/i18n.py). Flask's default would still set up a signed-cookie session
+    (http/web/i18n.py). Flask's default would still set up a signed-cookie session
     on every request, a tenth of what a /healthz costs, to hold nothing;
     here every request gets Flask's empty ``NullSession`` instead.
     """
@@ -39,7 +37,7 @@ class NoSessions(SessionInterface):
 def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
     """Defaults, then ``REGISTRY_*`` environment variables, then ``config`` (tests)."""
     settings = Settings.load(environ, config)
-    # No static folder: the docs' files come from swagger_ui_bundle, the pages' from registry/web,
+    # No static folder: the docs' files come from swagger_ui_bundle, the pages' from registry/http/web,
     # and every route needs an access mark.
     app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"), static_folder=None)
     app.session_interface = NoSessions()
@@ -60,25 +58,14 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
 
-    keyring = Keyring(settings.keys_dir, settings.log_origin)
+    runtime = Runtime.build(settings)
     if settings.production:
         try:
-            keyring.check()
+            runtime.keyring.check()
         except KeyFileError as exc:
             raise ConfigError(f"the registry's keys are not usable: {exc}") from exc
-    app.extensions["registry.keyring"] = keyring
-    app.extensions["registry.auth_failures"] = RateLimiter(*settings.auth_failure_rate)
-    app.extensions["registry.public_checks"] = RateLimiter(*settings.public_check_rate)
-    # Shared by a worker's threads; keyed by tree size, so never stale.
-    app.extensions["registry.snapshots"] = SnapshotCache()
-    # Committed log nodes never change: kept per worker for proofs (services/log.py).
-    app.extensions["registry.log_nodes"] = UpperNodes()
-
-    db.init_app(app, db.Database(settings.database_url, settings.read_fan_out, settings.verify_cache))
-    if settings.batch_helper:
-        # Started by the server (gunicorn.conf.py), not here: tests and the CLI answer alone.
-        app.extensions["registry.batch_helper"] = BatchHelper(settings.database_url, settings.batch_split_min,
-                                                              settings.read_fan_out)
+    runtime.install(app)
+    context.init_app(app)
     api.init_app(app)
     web.init_app(app)
     headers.init_app(app)

@@ -16,14 +16,16 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import clock, db, migrate
+from . import clock
 from .config import ConfigError
 from .crypto import jws, keys
 from .crypto.canonical import canonical_json
 from .errors import RegistryError
 from .keyring import KeyFileError, Keyring
+from .runtime import Runtime
 from .services import audit as audit_service
 from .services import importer, licences, log, parties, tokens
+from .store import migrate
 
 registry = AppGroup("registry", help="Administer the AEO registry.")
 party_group = AppGroup("party", help="Parties and their keys.")
@@ -34,7 +36,11 @@ for group in (party_group, token_group, agreement_group):
 
 
 def _keyring() -> Keyring:
-    return current_app.extensions["registry.keyring"]
+    return Runtime.of(current_app).keyring
+
+
+def _database():
+    return Runtime.of(current_app).database
 
 
 def handled(command: Callable) -> Callable:
@@ -55,7 +61,7 @@ def handled(command: Callable) -> Callable:
 
 def initialise() -> list[str]:
     """Schema at the newest migration, registry keys present, an empty checkpoint signed."""
-    database = db.database()
+    database = _database()
     migrate.upgrade(database.engine)
     created = _keyring().ensure_registry_keys()
     _keyring().check()
@@ -73,7 +79,7 @@ def init_command():
     created = initialise()
     for filename in created:
         click.echo(f"created key {_keyring().keys_dir / filename}")
-    click.echo(f"database ready at {db.database().engine.url.render_as_string(hide_password=True)}")
+    click.echo(f"database ready at {_database().engine.url.render_as_string(hide_password=True)}")
 
 
 @party_group.command("add")
@@ -84,7 +90,7 @@ def init_command():
 @handled
 def party_add(code, name, authority, hosted_key):
     """Enrol a party."""
-    with db.database().session() as session:
+    with _database().session() as session:
         party, key = parties.add_party(session, _keyring(), code, name, authority, hosted_key=hosted_key,
                                        now=clock.now())
         click.echo(f"party {party.code} added" + (f" with hosted key {key.kid}" if key else ""))
@@ -97,7 +103,7 @@ def party_add(code, name, authority, hosted_key):
 def party_key_import(code, file):
     """Enrol a party's public key (JWK or PEM); prints its KID. Check the fingerprint out of band first."""
     public = keys.public_from_text(file.read_text())
-    with db.database().session() as session:
+    with _database().session() as session:
         row = parties.enrol_key(session, _keyring(), code, public, now=clock.now())
         click.echo(row.kid)
 
@@ -106,7 +112,7 @@ def party_key_import(code, file):
 @handled
 def party_list():
     """Parties and their keys."""
-    with db.database().session() as session:
+    with _database().session() as session:
         for party in parties.parties_json(session):
             click.echo(f"{party['code']}  {party['name']} ({party['authority']})")
             for key in party["keys"]:
@@ -121,7 +127,7 @@ def party_list():
 @handled
 def token_issue(code, role, label):
     """Print a new token, alone, on stdout. It is shown only this once."""
-    with db.database().session() as session:
+    with _database().session() as session:
         click.echo(tokens.issue(session, code, role, clock.now(), label))
 
 
@@ -130,7 +136,7 @@ def token_issue(code, role, label):
 @handled
 def token_revoke(token):
     """Revoke a token: by its text, or by the id or prefix that `token list` shows (unambiguous)."""
-    with db.database().session() as session:
+    with _database().session() as session:
         row = tokens.revoke(session, token, clock.now())
         click.echo(f"revoked token {row.id} {row.prefix}… of {row.party_code} ({row.role})")
 
@@ -139,7 +145,7 @@ def token_revoke(token):
 @handled
 def token_list():
     """Tokens by prefix; the tokens themselves are not stored."""
-    with db.database().session() as session:
+    with _database().session() as session:
         for row in tokens.listing(session):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
             click.echo(f"{row.id:>4}  {row.prefix}…  {row.party_code}  {row.role:<9}  {state}  {row.label or ''}")
@@ -156,7 +162,7 @@ def agreement_put(file):
         data = json.loads(file.read_text())
     except ValueError as exc:
         raise click.ClickException(f"{file} is not valid JSON: {exc}") from exc
-    with db.database().session() as session:
+    with _database().session() as session:
         entry, added = agreements.put(session, _keyring(), data, clock.now())
     record = entry["agreement"]
     if added:
@@ -180,7 +186,7 @@ def import_command(code, file):
     def committed(first: int, last: int, summary: importer.Summary) -> None:
         click.echo(f"lines {first} to {last} committed: log size {summary.tree_size}")
 
-    with db.database().session() as session, file.open(newline="", encoding="utf-8-sig") as handle:
+    with _database().session() as session, file.open(newline="", encoding="utf-8-sig") as handle:
         summary = importer.import_csv(session, _keyring(), code, csv.DictReader(handle), clock.now,
                                       chunk=settings.publish_batch_max, committed=committed)
     click.echo(f"{summary.published} licence versions published, {summary.unchanged} unchanged; "
@@ -222,7 +228,7 @@ def sign_command(key_file, kind, file):
 @handled
 def audit_command(jobs):
     """Check every statement's signature, every leaf, stored hash and checkpoint, and every table answers read."""
-    with db.database().session() as session:
+    with _database().session() as session:
         report = audit_service.run(session, _keyring(), jobs)
     for fault in report.faults:
         click.echo(f"FAULT {fault}", err=True)
@@ -250,7 +256,7 @@ def demo_command(tokens_file):
                                    "logs sample parties and licences that can never be removed")
     initialise()
     tokens_file = tokens_file or Path(current_app.instance_path) / "demo-tokens.json"
-    with db.database().session() as session:
+    with _database().session() as session:
         result = demo.load(session, _keyring(), clock.now(), tokens_file)
     click.echo(result)
 

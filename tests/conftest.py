@@ -18,12 +18,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from registry import clock, create_app, migrate
-from registry.db import make_engine
+from registry import clock, create_app
 from registry.keyring import Keyring
+from registry.runtime import Runtime
+from registry.services import agreements
+from registry.store import migrate
+from registry.store.database import make_engine
 
 from . import leaks
-from .helpers import Registry, licence_fields
+from .helpers import AP5, MK_ALIAS, RS_MK, Registry, licence_fields
 
 POSTGRES_ADMIN_URL = os.environ.get("REGISTRY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FROZEN_NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
@@ -141,7 +144,7 @@ def app(database_url, keys_dir, now):
 
         initialise()
     yield application
-    application.extensions["registry.db"].dispose()
+    Runtime.of(application).close()
 
 
 @pytest.fixture
@@ -168,6 +171,21 @@ def mk(registry) -> Registry:
     registry.add_party("MK")
     assert registry.put("MKAEOF000001", licence_fields("MK", 1)).status_code == 201
     return registry
+
+
+@pytest.fixture
+def world(registry):
+    for code in ("AL", "MK", "RS", "BA"):
+        registry.add_party(code)
+    with registry.session() as session:
+        agreements.put(session, registry.keyring, AP5, registry.now())
+        agreements.put(session, registry.keyring, RS_MK, registry.now())
+    fields = licence_fields("MK", 1, effective_at="2024-03-01T00:00:00Z")
+    fields["operator"]["aliases"] = [MK_ALIAS]
+    assert registry.put("MKAEOF000001", fields).status_code == 201
+    assert registry.put("ALAEOC000001", licence_fields("AL", 1, type="AEOC"), code="AL").status_code == 201
+    return registry
+
 
 
 class _LogCollector(logging.Handler):

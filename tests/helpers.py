@@ -7,14 +7,27 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from registry import db
 from registry.crypto import jws, keys
 from registry.crypto.canonical import canonical_json
+from registry.runtime import Runtime
 from registry.services import demo, importer, parties, tokens
+from registry.store.reads import Reader
 
 
 def operator_id(party: str, serial: int = 1) -> str:
     return f"{party}{demo.national_number(party, serial)}"
+
+
+# The parties, agreements and licences that verification tests work on (the ``world`` fixture).
+MK_OP = f"MK{demo.national_number('MK', 1)}"
+MK_ALIAS = f"MK{demo.national_number('MK', 77)}"
+AL_OP = f"AL{demo.national_number('AL', 1)}"
+AP5 = {"id": "CEFTA-AP5", "title": "CEFTA AP5", "status": "in_force", "in_force_from": "2021-01-01",
+       "mutual": {"parties": ["AL", "MK", "RS"], "types": ["AEOS", "AEOF"]}, "benefits": ["priority"]}
+RS_MK = {"id": "RS-MK", "title": "RS-MK protocol", "status": "in_force", "in_force_from": "2023-07-01",
+         "mutual": {"parties": ["MK", "RS"], "types": ["AEOC", "AEOS", "AEOF"]},
+         "benefits": ["priority", "green_lane"]}
+
 
 
 def licence_fields(party: str = "MK", serial: int = 1, **changes: Any) -> dict[str, Any]:
@@ -66,10 +79,10 @@ class Registry:
 
     @property
     def keyring(self):
-        return self.app.extensions["registry.keyring"]
+        return Runtime.of(self.app).keyring
 
     def session(self):
-        return self.app.extensions["registry.db"].session()
+        return Runtime.of(self.app).database.session()
 
     def add_party(self, code: str, hosted: bool = True, name: str | None = None):
         with self.session() as session:
@@ -104,12 +117,12 @@ class Registry:
         from registry.services import log
 
         with self.session() as session:
-            return log.tree_size(session)
+            return log.tree_size(Reader.of(session))
 
 
 def sign_licence(key, payload: dict[str, Any]) -> str:
     return jws.sign_bytes(canonical_json(payload), key, jws.TYP_LICENCE)
 
 
-__all__ = ["Registry", "db", "import_row", "licence_fields", "licence_payload", "operator_id", "sign_licence",
-           "write_import_csv"]
+__all__ = ["AL_OP", "AP5", "MK_ALIAS", "MK_OP", "RS_MK", "Registry", "import_row", "licence_fields",
+           "licence_payload", "operator_id", "sign_licence", "write_import_csv"]

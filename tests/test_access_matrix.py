@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from registry.auth import Access
 from registry.crypto import jws, keys
-from registry.ratelimit import RateLimiter
+from registry.http.auth import Access
+from registry.runtime import Runtime
+from registry.runtime.limits import RateLimiter
 from registry.services import agreements, tokens
 
 from .helpers import licence_fields, operator_id
@@ -144,8 +145,8 @@ def routes(app: Flask) -> list[tuple[str, str, str, Access]]:
 @pytest.fixture
 def world(registry, app):
     # Limits are tested in test_limits.py; the matrix fails authentication on purpose many times.
-    app.extensions["registry.auth_failures"] = RateLimiter(1_000_000, 60)
-    app.extensions["registry.public_checks"] = RateLimiter(1_000_000, 60)
+    Runtime.of(app).auth_failures = RateLimiter(1_000_000, 60)
+    Runtime.of(app).public_checks = RateLimiter(1_000_000, 60)
     for code in (X, Y):
         registry.add_party(code)
         registry.own_key(code)
@@ -211,7 +212,7 @@ def test_a_route_without_a_mark_fails_the_matrix(app):
 
 
 def test_a_route_with_a_parameter_the_matrix_cannot_fill_fails_it(app):
-    from registry.auth import public
+    from registry.http.auth import public
 
     app.add_url_rule("/api/v1/things/<thing_id>", "thing", public(lambda thing_id: "ok"))
     with pytest.raises(AssertionError, match="thing_id"):

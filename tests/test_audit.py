@@ -3,6 +3,8 @@
 import pytest
 from sqlalchemy import text
 
+from registry.runtime import Runtime
+
 from .helpers import licence_fields
 
 
@@ -18,7 +20,7 @@ def _audit(runner):
 
 
 def _tamper(app, sql, **params):
-    engine = app.extensions["registry.db"].engine
+    engine = Runtime.of(app).database.engine
     with engine.begin() as connection:
         assert connection.execute(text(sql), params).rowcount == 1
 
@@ -40,7 +42,7 @@ def test_statement_and_its_leaf_altered_together_fail_on_signature_and_hash(demo
     import hashlib
     import json
 
-    engine = app.extensions["registry.db"].engine
+    engine = Runtime.of(app).database.engine
     with engine.begin() as connection:
         statement, leaf = connection.execute(text("SELECT statement, leaf FROM log_entry WHERE idx = 25")).one()
         head, payload, signature = statement.split(".")
@@ -80,7 +82,7 @@ def test_altered_checkpoint_is_named(demo, app):
 
 
 def test_removed_entry_is_a_gap(demo, app):
-    engine = app.extensions["registry.db"].engine
+    engine = Runtime.of(app).database.engine
     with engine.begin() as connection:
         # Foreign keys would stop this edit; an attacker with the database would switch them off too.
         if engine.dialect.name == "sqlite":
@@ -135,11 +137,10 @@ def test_a_forged_signature_is_named_inline_and_by_worker_processes(demo, app, m
     import hashlib
     import json
 
-    from registry import db
     from registry.crypto.canonical import canonical_text
     from registry.services import audit
 
-    engine = app.extensions["registry.db"].engine
+    engine = Runtime.of(app).database.engine
     with engine.begin() as connection:
         statement, leaf = connection.execute(text("SELECT statement, leaf FROM log_entry WHERE idx = 27")).one()
         other = connection.execute(text("SELECT statement FROM log_entry WHERE idx = 28")).scalar_one()
@@ -150,8 +151,8 @@ def test_a_forged_signature_is_named_inline_and_by_worker_processes(demo, app, m
         connection.execute(text("UPDATE log_entry SET statement = :s, leaf = :l WHERE idx = 27"),
                            {"s": forged, "l": canonical_text(leaf_obj)})
     monkeypatch.setattr(audit, "_SIGNATURE_CHUNK", 4)  # several chunks in flight
-    with app.app_context(), db.database().session() as session:
-        report = audit.run(session, app.extensions["registry.keyring"], jobs=jobs)
+    with Runtime.of(app).database.session() as session:
+        report = audit.run(session, Runtime.of(app).keyring, jobs=jobs)
     assert report.entries > 27
     signature_faults = [f for f in report.faults if "signature does not verify" in f]
     assert signature_faults and all(f.startswith("entry 27 ") for f in signature_faults)

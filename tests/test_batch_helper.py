@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import licence_fields, operator_id
-from .servers import Gunicorn, cli, registry_env, request
-from .test_verify_api import MK_ALIAS, MK_OP, world  # noqa: F401 - the fixture, used below
+from registry.runtime import Runtime
 
-# The parties, agreements and licences of the verification tests; `world` is `registry`.
+from .helpers import MK_ALIAS, MK_OP, licence_fields, operator_id
+from .servers import Gunicorn, cli, registry_env, request
+
+# The parties, agreements and licences of the verification tests (conftest's ``world``); it is ``registry``.
 pytestmark = pytest.mark.usefixtures("world")
 
 IDS = [MK_OP, "MK4030000375890", MK_ALIAS, "x!", 17, operator_id("RS", 9), operator_id("AL", 1), MK_OP.lower()] * 40
@@ -23,7 +24,7 @@ IDS = [MK_OP, "MK4030000375890", MK_ALIAS, "x!", 17, operator_id("RS", 9), opera
 
 @pytest.fixture
 def helper(app):
-    helper = app.extensions["registry.batch_helper"]
+    helper = Runtime.of(app).batches
     helper.split_min = 2
     helper.start()
     yield helper
@@ -66,14 +67,12 @@ def test_the_helper_follows_the_log_as_it_grows(registry, helper):
 
 def test_a_dead_helper_is_replaced_and_meanwhile_the_worker_answers_alone(registry, helper):
     batch(registry)
-    os.kill(helper.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while helper._process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    first = helper.pid
+    first = helper.process_id()
+    os.kill(first, signal.SIGKILL)
     answered = batch(registry)  # answered alone; a new helper starts for the next one
-    assert helper.parts_answered == 1 and helper.pid != first
+    assert helper.parts_answered == 1
     assert batch(registry) == answered and helper.parts_answered == 2
+    assert helper.process_id() not in (None, first)
 
 
 def test_small_batches_and_proofs_stay_in_one_process(registry, helper):
@@ -85,10 +84,10 @@ def test_small_batches_and_proofs_stay_in_one_process(registry, helper):
 
 
 def test_an_app_nobody_started_a_helper_for_answers_alone(registry, app):
-    helper = app.extensions["registry.batch_helper"]
+    helper = Runtime.of(app).batches
     helper.split_min = 2
     batch(registry)
-    assert helper.pid is None and helper.parts_answered == 0
+    assert helper.process_id() is None and helper.parts_answered == 0
 
 
 def test_each_gunicorn_worker_starts_a_helper_that_ends_with_it(database_url, keys_dir, tmp_path):
@@ -97,15 +96,19 @@ def test_each_gunicorn_worker_starts_a_helper_that_ends_with_it(database_url, ke
     with Gunicorn(env, tmp_path / "gunicorn.log", workers=2, threads=2) as server:
         assert request("GET", f"{server.url}/readyz")[0] == 200
         # One worker may be serving while the other is still starting: wait for both helpers.
-        deadline = time.monotonic() + 30
-        while len(helpers := _helpers(server.process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        helpers = _wait_for(lambda: _helpers(server.process.pid), lambda found: len(found) == 2)
         assert len(helpers) == 2
-        assert all(b"registry.services.batch_helper" in Path(f"/proc/{h}/cmdline").read_bytes() for h in helpers)
-    deadline = time.monotonic() + 10
-    while any(map(_running, helpers)) and time.monotonic() < deadline:
+    assert not _wait_for(lambda: [h for h in helpers if _running(h)], lambda running: not running)
+
+
+def _wait_for(read, done, seconds: float = 30):
+    """What ``read`` gives once ``done`` says so, or at the deadline: other processes send no event to wait on."""
+    deadline = time.monotonic() + seconds
+    found = read()
+    while not done(found) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(map(_running, helpers))
+        found = read()
+    return found
 
 
 def _children(pid: int) -> list[int]:
@@ -116,7 +119,9 @@ def _children(pid: int) -> list[int]:
 
 
 def _helpers(master: int) -> list[int]:
-    return [helper for worker in _children(master) for helper in _children(worker)]
+    """The workers' helper processes: their children started by multiprocessing's spawn (not its resource tracker)."""
+    return [child for worker in _children(master) for child in _children(worker)
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
 def _running(pid: int) -> bool:
@@ -140,10 +145,11 @@ def _threshold_seen_by(monkeypatch, module, name: str) -> list[int]:
 
 
 def test_batches_collect_young_objects_rarely_and_single_requests_as_usual(registry, monkeypatch):
-    from registry.services import batch_helper, licences, verification
+    from registry.runtime import batches as batch_helper
+    from registry.services import licences, verification
 
     usual = gc.get_threshold()
-    answering = _threshold_seen_by(monkeypatch, verification, "answer_body")
+    answering = _threshold_seen_by(monkeypatch, verification, "answer")
     publishing = _threshold_seen_by(monkeypatch, licences, "publish")
     batch(registry)
     single = registry.client.get(f"/api/v1/verify/{MK_OP}", headers=registry.headers("AL", "customs"))
@@ -157,7 +163,7 @@ def test_batches_collect_young_objects_rarely_and_single_requests_as_usual(regis
 
 
 def test_overlapping_batches_restore_the_threshold_when_the_last_ends():
-    from registry.services.batch_helper import BATCH_YOUNG_THRESHOLD, RoomyCollections
+    from registry.runtime.batches import BATCH_YOUNG_THRESHOLD, RoomyCollections
 
     usual = gc.get_threshold()
     roomy = RoomyCollections()

@@ -21,7 +21,7 @@ import pytest
 from flask_babel import force_locale, gettext
 from werkzeug.serving import make_server
 
-from registry.web import i18n
+from registry.http.web import i18n
 
 from .web_support import demo_licence, load_demo
 

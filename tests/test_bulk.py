@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 
 from registry.services import log
+from registry.store import bulk
 
 from .helpers import licence_fields, operator_id
 
-COUNT = 300  # above log._COPY_FROM, so PostgreSQL writes with COPY
+COUNT = 300  # above bulk.COPY_FROM, so PostgreSQL writes with COPY
 
 
 def test_a_large_batch_lands_whole_and_audits_clean(registry, runner):
     registry.add_party("MK").add_party("AL")
-    assert COUNT >= log._COPY_FROM
+    assert COUNT >= bulk.COPY_FROM
     items = [{"certificate": f"MKAEOF{n:06d}",
               **licence_fields(serial=n, operator={"id": operator_id("MK", n), "name": f"Operator {n}",
                                                    "aliases": [operator_id("MK", 10_000 + n)] if n % 3 == 0 else [],

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from registry.db import make_engine
-from registry.models import Checkpoint, Licence, LogEntry, LogHead
+from registry.store.database import make_engine
+from registry.store.models import Checkpoint, Licence, LogEntry, LogHead
 
 from . import leaks
 from .helpers import import_row, licence_fields, write_import_csv

@@ -37,7 +37,8 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from registry import create_app
-from registry.ratelimit import RateLimiter
+from registry.runtime import Runtime
+from registry.runtime.limits import RateLimiter
 from registry.services import agreements
 
 from .helpers import licence_fields, licence_payload, sign_licence
@@ -108,8 +109,8 @@ CHECKS = [problem_details, rejections_name_a_field, security_headers]
 def world(registry, app, now):
     """Parties, keys, an agreement and licence versions for the fuzzer to run into."""
     # Limits are tested on their own (test_limits.py); here they would only turn the rest of the run into 429s.
-    app.extensions["registry.auth_failures"] = RateLimiter(1_000_000, 60)
-    app.extensions["registry.public_checks"] = RateLimiter(1_000_000, 60)
+    Runtime.of(app).auth_failures = RateLimiter(1_000_000, 60)
+    Runtime.of(app).public_checks = RateLimiter(1_000_000, 60)
     for code in ("AL", "MK", "RS"):
         registry.add_party(code)
     own = registry.own_key("MK")

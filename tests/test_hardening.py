@@ -22,7 +22,8 @@ from registry.crypto import jws, keys
 from registry.crypto.canonical import canonical_json
 from registry.domain.recognition import Result
 from registry.keyring import Keyring
-from registry.ratelimit import RateLimiter
+from registry.runtime import Runtime
+from registry.runtime.limits import RateLimiter
 from registry.services import evidence, verification
 
 from .helpers import import_row, licence_fields, licence_payload, operator_id, sign_licence, write_import_csv
@@ -233,7 +234,7 @@ def test_a_posted_evidence_page_with_odd_parameters(mk, client):
 
 def _statements_recorded(app):
     """Every SQL statement the app's engines run from now on."""
-    database = app.extensions["registry.db"]
+    database = Runtime.of(app).database
     seen: list[str] = []
     for engine in (database.engine, database.read_engine):
         event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: seen.append(sql))
@@ -241,7 +242,7 @@ def _statements_recorded(app):
 
 
 def test_evidence_with_a_bogus_signature_looks_nothing_up(mk, client, app):
-    answer_kid = app.extensions["registry.keyring"].answer_key.kid
+    answer_kid = Runtime.of(app).keyring.answer_key.kid
     statement = mk.put("MKAEOF000002", licence_fields("MK", 2)).get_json()["statement"]
     verification = {"verifier": "MK", "at": "2026-11-27T10:00:00Z", "nonce": None,
                     "produced_at": "2026-11-27T10:00:00Z", "next_update": "2026-11-27T10:05:00Z",
@@ -289,7 +290,7 @@ class FakeClock:
 @pytest.fixture
 def failures(app):
     count, window = app.config["REGISTRY"].auth_failure_rate
-    limiter = app.extensions["registry.auth_failures"] = RateLimiter(count, window, clock=FakeClock())
+    limiter = Runtime.of(app).auth_failures = RateLimiter(count, window, clock=FakeClock())
     return limiter
 
 
@@ -347,7 +348,7 @@ def test_a_quiet_key_makes_room_before_a_busy_one():
     ("192.0.2.1", "192.0.2.2", False),
 ])
 def test_public_checks_are_limited_per_ipv4_address_and_per_ipv6_64(mk, app, client, first, second, shared):
-    app.extensions["registry.public_checks"] = RateLimiter(2, 60, clock=FakeClock())
+    Runtime.of(app).public_checks = RateLimiter(2, 60, clock=FakeClock())
     query = {"operator_id": MK_OP, "certificate": "MKAEOF000001"}
     for _ in range(2):
         assert client.get("/api/v1/public/check", query_string=query,
@@ -426,7 +427,7 @@ def test_demo_is_refused_in_production_and_writes_nothing(tmp_path):
     app = _cli_app(tmp_path, "production", keys_dir)
     tokens_file = tmp_path / "tokens.json"
     result = app.test_cli_runner().invoke(args=["registry", "demo", "--tokens-file", str(tokens_file)])
-    app.extensions["registry.db"].dispose()
+    Runtime.of(app).database.dispose()
     assert result.exit_code != 0 and "refused with REGISTRY_ENV=production" in result.stderr
     assert "aeo_" not in result.output
     assert not tokens_file.exists() and not (tmp_path / "data").exists()
@@ -445,14 +446,14 @@ def test_the_cli_creates_the_database_and_keys_private(tmp_path):
     assert runner.invoke(args=["registry", "init"]).exit_code == 0
     assert runner.invoke(args=["registry", "party", "add", "MK", "--name", "North Macedonia",
                                "--authority", "Customs", "--hosted-key"]).exit_code == 0
-    with app.extensions["registry.db"].engine.connect() as connection:  # WAL files exist while one is open
+    with Runtime.of(app).database.engine.connect() as connection:  # WAL files exist while one is open
         database = tmp_path / "data" / "registry.sqlite3"
         sidecars = [database.with_name(database.name + suffix) for suffix in ("-wal", "-shm")]
         assert all(path.exists() for path in sidecars)
         assert {path.name: _mode(path) for path in [database, *sidecars]} == {
             path.name: 0o600 for path in [database, *sidecars]}
         assert connection is not None
-    app.extensions["registry.db"].dispose()
+    Runtime.of(app).database.dispose()
     assert _mode(tmp_path / "data") == 0o700
     assert _mode(keys_dir) == 0o700
     assert {path.name: _mode(path) for path in keys_dir.iterdir()} == {

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from registry.headers import HTML_POLICY, JSON_POLICY
+from registry.http.headers import HTML_POLICY, JSON_POLICY
 
 from .helpers import licence_fields, operator_id
 

@@ -1,4 +1,4 @@
-"""The verification cache of PostgreSQL workers (registry/hot.py).
+"""The verification cache of server workers (registry/runtime/verify_cache.py).
 
 A verification answered from memory must be the very answer the database
 would give at the same log size, and nothing it keeps may outlive the
@@ -9,16 +9,18 @@ server, or SQL typed by hand.
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from registry import create_app
-from registry.db import Reader, make_engine
-from registry.hot import HOT_CACHE_APPLICATION, HotCache, HotState, NotifiedCache, PolledCache
-from registry.models import ApiToken
+from registry.runtime import Runtime
+from registry.runtime.verify_cache import HOT_CACHE_APPLICATION, HotCache, HotState, NotifiedCache, PolledCache
 from registry.services import verification
+from registry.store.database import make_engine
+from registry.store.models import ApiToken
 
 from .helpers import licence_fields, operator_id
 
@@ -26,27 +28,24 @@ MK_OP = operator_id("MK", 1)
 UNKNOWN_OP = operator_id("MK", 999)
 
 
-def test_keeps_only_what_was_read_at_its_own_size_and_no_more_than_its_capacity():
+def test_keeps_no_more_than_its_capacity_the_oldest_making_room():
     cache = HotCache(capacity=2)
     state = HotState(10)
-    cache.keep(state, 11, "hash", "caller", "X", ["read at 11"])
-    assert state.callers == {} and state.versions == {}
     for identifier in ("X", "Y", "Z"):
-        cache.keep(state, 10, "hash", "caller", identifier, [identifier])
-    assert state.versions == {"Y": ["Y"], "Z": ["Z"]}  # the oldest went
-    assert state.callers == {"hash": "caller"}
+        cache.keep(state.versions, identifier, [identifier])
+    assert state.versions == {"Y": ["Y"], "Z": ["Z"]}
 
 
 def test_is_on_by_default_of_the_kind_each_database_allows_and_can_be_turned_off(app, database_url, keys_dir,
                                                                                 backend):
     kind = {"sqlite": PolledCache, "postgresql": NotifiedCache}[backend]
-    assert isinstance(app.extensions["registry.db"].hot, kind)
+    assert isinstance(Runtime.of(app).verify_cache, kind)
     off = create_app({"env": "testing", "database_url": database_url, "keys_dir": keys_dir,
                       "verify_cache": False}, environ={})
     try:
-        assert off.extensions["registry.db"].hot is None
+        assert Runtime.of(off).verify_cache is None
     finally:
-        off.extensions["registry.db"].dispose()
+        Runtime.of(off).close()
 
 
 # --- answers from memory, and what retires them ------------------------------
@@ -54,24 +53,31 @@ def test_is_on_by_default_of_the_kind_each_database_allows_and_can_be_turned_off
 
 @pytest.fixture
 def hot(app) -> HotCache:
-    cache = app.extensions["registry.db"].hot
+    cache = Runtime.of(app).verify_cache
     assert cache is not None, "the cache is on by default"
     return cache
 
 
 @pytest.fixture
 def lookups(monkeypatch) -> list[str]:
-    """The token-and-id queries the verifications of a test made."""
+    """The ids whose versions the verifications of a test read from the database."""
     made: list[str] = []
-    original = Reader.all
+    original = verification.Lookups.versions
 
-    def counted(self, query, **params):
-        if query is verification._TOKEN_AND_ONE_ID:
-            made.append(params["identifier"])
-        return original(self, query, **params)
+    def counted(self, wanted, size, statements=False):
+        wanted = list(wanted)
+        made.extend(wanted)
+        return original(self, wanted, size, statements)
 
-    monkeypatch.setattr(Reader, "all", counted)
+    monkeypatch.setattr(verification.Lookups, "versions", counted)
     return made
+
+
+def wait_rounds(cache: NotifiedCache, count: int, timeout: float = 10.0) -> bool:
+    """Wait until the listener has read the log's size ``count`` more times."""
+    with cache.round_done:
+        target = cache.rounds + count
+        return cache.round_done.wait_for(lambda: cache.rounds >= target, timeout)
 
 
 @pytest.fixture
@@ -92,7 +98,7 @@ def warm(registry, hot: HotCache, *operators: str) -> HotState:
     """Let the cache make a state (on PostgreSQL, its listener), and fill it with ``operators``."""
     verify(registry)
     if isinstance(hot, NotifiedCache):
-        assert hot.wait_rounds(1), "the listener made no round"
+        assert wait_rounds(hot, 1), "the listener made no round"
     verify(registry)
     state = hot.state
     assert state is not None
@@ -109,7 +115,7 @@ def settle(hot: HotCache, old: HotState) -> None:
     for _ in range(20):
         if hot.state not in (None, old):
             return
-        hot.wait_rounds(1, timeout=2)
+        wait_rounds(hot, 1, timeout=2)
     raise AssertionError("the listener never replaced the state")
 
 
@@ -145,7 +151,7 @@ def test_a_repeated_verification_is_answered_from_memory_with_the_bytes_a_query_
                               headers=world.headers("AL", "customs"))
             assert asked.get_data() == answer.get_data()
     finally:
-        other.extensions["registry.db"].dispose()
+        Runtime.of(other).close()
 
 
 def test_a_token_revoked_by_hand_in_sql_is_refused(world, hot, database_url):
@@ -168,7 +174,7 @@ def test_a_licence_suspended_by_another_server_shows(world, hot, database_url, k
                                            headers=world.headers("MK"))
         assert response.status_code in (200, 201), response.get_data(as_text=True)
     finally:
-        other.extensions["registry.db"].dispose()
+        Runtime.of(other).close()
     settle(hot, state)
     lookups.clear()
     result = verify(world).get_json()["verification"]["results"][0]
@@ -191,7 +197,7 @@ def test_a_write_in_this_process_shows_in_its_next_answer_without_waiting(world,
 @pytest.mark.postgresql_only
 def test_without_its_listener_a_worker_asks_the_database_until_it_is_back(world, hot, database_url, caplog):
     warm(world, hot, MK_OP)
-    caplog.set_level(logging.WARNING, logger="registry.hot")
+    caplog.set_level(logging.WARNING, logger="registry.runtime.verify_cache")
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
@@ -205,20 +211,20 @@ def test_without_its_listener_a_worker_asks_the_database_until_it_is_back(world,
     for _ in range(40):
         if any("listener lost the database" in record.getMessage() for record in caplog.records):
             break
-        hot.wait_rounds(1, timeout=0.25)
+        wait_rounds(hot, 1, timeout=0.25)
     else:
         raise AssertionError("the listener did not notice")
     assert "postgresql" not in caplog.text  # no connection string in the log
     assert verify(world).status_code == 200
-    assert hot.wait_rounds(1), "the listener did not come back"
+    assert wait_rounds(hot, 1), "the listener did not come back"
     assert hot.current() is not None
 
 
 @pytest.mark.postgresql_only
 def test_the_listener_stops_with_the_app(app, world, hot):
     warm(world, hot)
-    thread = hot._thread
-    assert thread is not None and thread.is_alive()
-    app.extensions["registry.db"].dispose()
-    assert not thread.is_alive()
+    listeners = [t for t in threading.enumerate() if t.name == "registry-hot-cache"]
+    assert listeners and all(t.is_alive() for t in listeners)
+    Runtime.of(app).close()
+    assert not any(t.is_alive() for t in listeners)
     assert hot.current() is None

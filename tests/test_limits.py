@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from registry.ratelimit import RateLimiter
+from registry.runtime import Runtime
+from registry.runtime.limits import RateLimiter
 from registry.schemas import MAX_STATEMENT_CHARS
 
 from .helpers import licence_fields, operator_id
@@ -111,7 +112,7 @@ def test_statement_length(mk):
 def test_public_check_is_rate_limited_per_address(mk, app, client):
     clock = FakeClock()
     count, window = app.config["REGISTRY"].public_check_rate
-    app.extensions["registry.public_checks"] = RateLimiter(count, window, clock=clock)
+    Runtime.of(app).public_checks = RateLimiter(count, window, clock=clock)
     query = {"operator_id": MK_OP, "certificate": "MKAEOF000001"}
     for _ in range(count):
         assert client.get("/api/v1/public/check", query_string=query).status_code == 200
@@ -127,7 +128,7 @@ def test_public_check_is_rate_limited_per_address(mk, app, client):
 def test_failed_authentications_are_rate_limited_per_address(mk, app, client):
     clock = FakeClock()
     count, window = app.config["REGISTRY"].auth_failure_rate
-    app.extensions["registry.auth_failures"] = RateLimiter(count, window, clock=clock)
+    Runtime.of(app).auth_failures = RateLimiter(count, window, clock=clock)
     good = mk.headers("MK")
     for n in range(count):
         assert client.get("/api/v1/licences", headers=good).status_code == 200  # successes do not count

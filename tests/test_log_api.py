@@ -7,6 +7,8 @@ import json
 import pytest
 
 from registry.crypto import merkle, note
+from registry.runtime import Runtime
+from registry.store import nodes
 
 from .helpers import licence_fields
 
@@ -174,42 +176,49 @@ def _publish(registry, start, count):
     return registry.log_size()
 
 
-def test_proofs_keep_the_upper_nodes_and_top_them_up_as_the_log_grows(registry, client, app):
-    kept = app.extensions["registry.log_nodes"]
+@pytest.fixture
+def node_reads(monkeypatch):
+    """What the kept upper nodes read from the database: each keyed read's keys, and each range scan's start."""
+    from registry.runtime import proof_nodes
+
+    reads = {"keys": [], "from": []}
+    stored, stored_from = proof_nodes.stored, proof_nodes.stored_from
+    monkeypatch.setattr(proof_nodes, "stored", lambda reader, keys: reads["keys"].extend(keys) or stored(reader, keys))
+    monkeypatch.setattr(proof_nodes, "stored_from",
+                        lambda reader, low: reads["from"].append(low) or stored_from(reader, low))
+    return reads
+
+
+def test_proofs_read_the_upper_nodes_once_and_top_them_up_as_the_log_grows(registry, client, node_reads):
     registry.add_party("MK")
     first = _publish(registry, 0, 150)
     _checked_proofs(client, first, [])
-    # Band 1 is levels 6 and up: at 150 leaves, the two of level 6 and the one of level 7.
-    assert set(kept._hashes) == {merkle.node_key(node) for node in _upper_nodes_of(first, 6)}
+    # Band 1 is levels 6 and up: read in one range scan, then never asked for by key.
+    assert node_reads["from"] == [nodes.band_start(1)]
+    assert all(key < nodes.band_start(1) for key in node_reads["keys"])
+    node_reads["keys"].clear()
     second = _publish(registry, 150, 200)
     _checked_proofs(client, second, [first])
-    assert set(kept._hashes) == {merkle.node_key(node) for node in _upper_nodes_of(second, 6)}
+    # The upper nodes the log grew are read by key once, then kept like the others.
+    grown = {nodes.node_key(node) for node in _upper_nodes_of(second, 6)} - {
+        nodes.node_key(node) for node in _upper_nodes_of(first, 6)}
+    assert grown and {key for key in node_reads["keys"] if key >= nodes.band_start(1)} == grown
+    node_reads["keys"].clear()
+    _checked_proofs(client, second, [first])
+    assert node_reads["keys"], "the lower nodes still come from the database"
+    assert all(key < nodes.band_start(1) for key in node_reads["keys"])
+    assert node_reads["from"] == [nodes.band_start(1)]
 
 
-def test_kept_upper_nodes_are_not_read_again(registry, client, app, monkeypatch):
-    from registry.services import log
+def test_the_kept_band_rises_with_the_log_to_stay_within_its_limit(registry, client, app, node_reads):
+    from registry.runtime.proof_nodes import UpperNodes
 
-    registry.add_party("MK")
-    first = _publish(registry, 0, 100)
-    size = _publish(registry, 100, 200)
-    _checked_proofs(client, size, [first])  # reads and keeps every upper node
-    asked = []
-    stored = log._stored
-    monkeypatch.setattr(log, "_stored", lambda reader, keys: asked.extend(keys) or stored(reader, keys))
-    _checked_proofs(client, size, [first])
-    assert asked, "the lower nodes still come from the database"
-    assert all(key < merkle.band_start(1) for key in asked)
-
-
-def test_the_kept_band_rises_with_the_log_to_stay_within_its_limit(registry, client, app):
-    from registry.services.log import UpperNodes
-
-    kept = app.extensions["registry.log_nodes"] = UpperNodes(limit=4)
+    kept = Runtime.of(app).proof_nodes = UpperNodes(limit=4)
     registry.add_party("MK")
     assert kept.band_for(128) == 1 and kept.band_for(160) == 2
     first = _publish(registry, 0, 100)
     _checked_proofs(client, first, [])
-    assert kept.band == 1 and len(kept._hashes) == 1  # the one node of level 6
+    assert kept.band == 1 and node_reads["from"] == [nodes.band_start(1)]
     size = _publish(registry, 100, 100)
     _checked_proofs(client, size, [first])
-    assert kept.band == 2 and kept._hashes == {}  # a tree of 200 has no node of level 12
+    assert kept.band == 2 and node_reads["from"] == [nodes.band_start(1), nodes.band_start(2)]

@@ -4,10 +4,11 @@ import base64
 
 from sqlalchemy import inspect, text
 
-from registry import migrate
 from registry.crypto import merkle
-from registry.db import make_engine
-from registry.models import Base
+from registry.store import migrate
+from registry.store import nodes as layout
+from registry.store.database import make_engine
+from registry.store.models import Base
 
 from .helpers import licence_fields, operator_id
 
@@ -100,7 +101,7 @@ def test_0005_keys_the_stored_nodes_and_back(registry, database_url):
             stored = connection.execute(nodes).all()
             keys = dict(connection.execute(text("SELECT node_key, hash FROM log_node")).all())
         assert len(stored) > 20
-        assert keys == {merkle.node_key((level, idx)): digest for level, idx, digest in stored}
+        assert keys == {layout.node_key((level, idx)): digest for level, idx, digest in stored}
         migrate.downgrade(engine, "0004")
         with engine.connect() as connection:
             assert connection.execute(nodes).all() == stored

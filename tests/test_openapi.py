@@ -25,7 +25,7 @@ def test_every_api_route_is_documented(app, spec):
     documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
     for rule in app.url_map.iter_rules():
         if rule.endpoint in ("static", "docs_assets.docs_assets") or rule.endpoint.startswith(("api-docs", "web.")):
-            continue  # not the API: Flask's files, the docs, the web pages (registry/web)
+            continue  # not the API: Flask's files, the docs, the web pages (registry/http/web)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (_openapi_path(rule.rule), method) in documented, rule.rule
 

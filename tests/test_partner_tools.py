@@ -15,6 +15,7 @@ from sqlalchemy import text
 from registry import monitor, offline
 from registry.crypto import jws
 from registry.domain.timefmt import format_time
+from registry.runtime import Runtime
 from registry.services import demo as demo_data
 
 from .helpers import licence_fields, operator_id
@@ -157,7 +158,7 @@ def test_offline_verifier_runs_without_flask_or_the_database(demo, client, tmp_p
 
 def _resign(client, app, payload, typ):
     """A forgery that only the registry's own answer key could make: used to plant bad statements."""
-    return jws.sign(payload, app.extensions["registry.keyring"].answer_key, typ)
+    return jws.sign(payload, Runtime.of(app).keyring.answer_key, typ)
 
 
 def test_tampered_snapshot_fails_with_a_clear_message(demo, client, runner, tmp_path):
@@ -302,7 +303,7 @@ def test_monitor_cli(registry, runner, client, tmp_path, monkeypatch):
 
 def _rewrite_history(app, keep: int) -> None:
     """As if the operator restored a backup taken at size ``keep`` (licences made after it only)."""
-    engine = app.extensions["registry.db"].engine
+    engine = Runtime.of(app).database.engine
     statements = [
         "DELETE FROM licence_identifier"
         " WHERE certificate IN (SELECT certificate FROM licence WHERE log_index >= :keep)",
@@ -341,14 +342,14 @@ def test_monitor_detects_a_restored_sqlite_file(registry, app, client, tmp_path,
         pytest.skip("restores a copy of the SQLite file")
     registry.add_party("MK")
     registry.put("MKAEOF000001", licence_fields())
-    database = Path(app.extensions["registry.db"].engine.url.database)
-    app.extensions["registry.db"].dispose()
+    database = Path(Runtime.of(app).database.engine.url.database)
+    Runtime.of(app).database.dispose()
     shutil.copy(database, tmp_path / "backup.sqlite3")
     for n in range(2, 6):
         registry.put(f"MKAEOF{n:06d}", licence_fields(serial=n))
     state = tmp_path / "monitor.json"
     assert _monitor(client, state) == 0
-    app.extensions["registry.db"].dispose()
+    Runtime.of(app).database.dispose()
     for suffix in ("-wal", "-shm"):
         Path(str(database) + suffix).unlink(missing_ok=True)
     shutil.copy(tmp_path / "backup.sqlite3", database)

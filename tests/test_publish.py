@@ -367,7 +367,7 @@ def test_batch_with_one_bad_item_writes_nothing(mk):
     assert set(errors) == {"licences.6.operator.id", "licences.8.status"}
     assert mk.log_size() == 2
     with mk.session() as session:
-        from registry.models import Licence
+        from registry.store.models import Licence
 
         assert session.query(Licence).count() == 0
 

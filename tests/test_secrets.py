@@ -17,6 +17,7 @@ from registry import create_app
 from registry.config import ConfigError
 from registry.crypto import keys
 from registry.keyring import Keyring
+from registry.runtime import Runtime
 
 from . import leaks
 from .helpers import licence_fields
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _every_stored_value(app) -> list[str]:
-    engine = app.extensions["registry.db"].engine
+    engine = Runtime.of(app).database.engine
     metadata = MetaData()
     metadata.reflect(engine)
     values = []
@@ -92,7 +93,7 @@ def test_errors_never_show_key_files_even_when_they_are_broken(registry, app, cl
     registry.add_party("MK")
     for path in keys_dir.glob("party-MK-*.pem"):
         path.write_text(path.read_text().replace("A", "B", 5))
-    app.extensions["registry.keyring"]._cache.clear()
+    Runtime.of(app).keyring._cache.clear()
     response = registry.put("MKAEOF000001", licence_fields())
     assert response.status_code >= 400
     assert "BEGIN" not in response.get_data(as_text=True) and str(keys_dir) not in response.get_data(as_text=True)
@@ -114,7 +115,7 @@ def test_production_starts_with_keys_and_no_debug_and_needs_no_secret_key(produc
     app = create_app(environ=production)
     assert app.config["REGISTRY"].production and not app.debug
     assert app.secret_key is None
-    app.extensions["registry.db"].dispose()
+    Runtime.of(app).database.dispose()
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -144,7 +145,7 @@ def test_the_same_settings_start_outside_production(production):
     environ = {**production, "REGISTRY_ENV": "development", "REGISTRY_DEBUG": "true"}
     app = create_app(environ=environ)
     assert app.debug
-    app.extensions["registry.db"].dispose()
+    Runtime.of(app).database.dispose()
 
 
 def test_wsgi_entry_point_exits_non_zero_in_unsafe_production(production):

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from registry import monitor
 from registry.crypto import merkle, note, tiles
+from registry.runtime import Runtime
 from registry.services import log
 
 from .helpers import licence_fields, operator_id
@@ -186,7 +187,7 @@ def _get(client, path: str):
 
 def _signed(client, app) -> note.Checkpoint:
     return note.open_checkpoint(client.get(f"{LOG}/checkpoint").get_data(as_text=True),
-                                app.extensions["registry.keyring"].log_verifier)
+                                Runtime.of(app).keyring.log_verifier)
 
 
 def _bundle_entries(data: bytes) -> list[bytes]:
@@ -282,7 +283,7 @@ def test_no_tile_beyond_the_log_nor_at_a_malformed_path(published, client):
 
 def test_tiles_stop_at_the_newest_signed_checkpoint(published, client, app):
     # As if entries were committed without their checkpoint: tiles must not show them.
-    with app.extensions["registry.db"].engine.begin() as connection:
+    with Runtime.of(app).database.engine.begin() as connection:
         connection.execute(text("DELETE FROM checkpoint WHERE tree_size > 1"))
     assert published.log_size() == 601
     assert client.get(f"{LOG}/tile/0/000.p/1").status_code == 200
@@ -313,7 +314,7 @@ def _monitor_tiles(client, state, key):
 
 
 def test_the_monitor_reads_the_log_through_tiles_only(registry, client, app, tmp_path):
-    key = app.extensions["registry.keyring"].log_verifier.vkey()
+    key = Runtime.of(app).keyring.log_verifier.vkey()
     requested = []
     fetch = _tiles_fetch(client)
 
@@ -342,7 +343,7 @@ def test_the_monitor_in_tiles_mode_needs_the_key_first_and_spots_a_fork(registry
     state = tmp_path / "monitor.json"
     registry.add_party("MK")
     assert _monitor_tiles(client, state, None)[0] == 2  # no key to trust: nothing concluded
-    key = app.extensions["registry.keyring"].log_verifier.vkey()
+    key = Runtime.of(app).keyring.log_verifier.vkey()
     registry.put("MKAEOF000001", licence_fields())
     code, lines = _monitor_tiles(client, state, key)
     assert code == 0 and lines[0].startswith("checkpoint aeo-registry.test/log size 2 verifies")
@@ -357,7 +358,7 @@ def test_the_monitor_refuses_a_tile_that_is_not_the_signed_one(registry, client,
     registry.add_party("MK")
     for n in range(1, 4):
         registry.put(f"MKAEOF{n:06d}", licence_fields(serial=n))
-    key = app.extensions["registry.keyring"].log_verifier.vkey()
+    key = Runtime.of(app).keyring.log_verifier.vkey()
     honest = _tiles_fetch(client)
 
     def lying(path):

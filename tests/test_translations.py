@@ -15,10 +15,10 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from registry.web import i18n
+from registry.http.web import i18n
 
 ROOT = Path(__file__).resolve().parents[1]
-CATALOGS = ROOT / "registry" / "web" / "translations"
+CATALOGS = ROOT / "registry" / "http" / "web" / "translations"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 LOCALES = [language.locale for language in i18n.LANGUAGES.values() if language.code != i18n.DEFAULT]
 
@@ -35,7 +35,7 @@ def _placeholders(text) -> set[str]:
 
 def test_template_is_current_with_the_pages(tmp_path):
     fresh = tmp_path / "messages.pot"
-    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "-q", "extract", "-F", "registry/web/babel.cfg",
+    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "-q", "extract", "-F", "registry/http/web/babel.cfg",
                     "-k", "_l", "-k", "lazy_pgettext:1c,2", "-o", str(fresh), "."], cwd=ROOT, check=True)
     with fresh.open("rb") as new, (CATALOGS / "messages.pot").open("rb") as committed:
         assert _ids(read_po(new)) == _ids(read_po(committed)), "run `make translations`"

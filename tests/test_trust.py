@@ -25,6 +25,7 @@ from registry import offline
 from registry.crypto import jws, keys, merkle
 from registry.crypto.canonical import canonical_json
 from registry.domain.timefmt import format_time
+from registry.runtime import Runtime
 from registry.services import licences as licence_service
 
 from .helpers import licence_fields, licence_payload, operator_id, sign_licence
@@ -318,7 +319,7 @@ def test_the_self_check_page_tells_the_trader_when_a_licence_is_not_shared(regio
 
 
 def _sql(app, statement, **params):
-    engine = app.extensions["registry.db"].engine
+    engine = Runtime.of(app).database.engine
     with engine.begin() as connection:
         if engine.dialect.name == "sqlite":
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
@@ -369,7 +370,7 @@ def test_a_flipped_consent_flag_would_hand_a_partner_the_statement(audited, app,
 
 def _rewrite_last_leaf(app):
     """Change the last leaf, recompute every stored hash and the checkpoint table's root column."""
-    engine = app.extensions["registry.db"].engine
+    engine = Runtime.of(app).database.engine
     with engine.begin() as connection:
         rows = connection.execute(text("SELECT idx, leaf FROM log_entry ORDER BY idx")).all()
         leaves = [leaf for _, leaf in rows]

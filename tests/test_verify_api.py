@@ -12,33 +12,11 @@ from joserfc import jws as joserfc_jws
 from joserfc.jwk import KeySet
 
 from registry.crypto import merkle, note
-from registry.db import Reader
+from registry.runtime import Runtime
 from registry.services import agreements
+from registry.store.reads import Reader
 
-from .helpers import licence_fields, operator_id
-
-MK_OP = operator_id("MK", 1)
-MK_ALIAS = operator_id("MK", 77)
-AL_OP = operator_id("AL", 1)
-AP5 = {"id": "CEFTA-AP5", "title": "CEFTA AP5", "status": "in_force", "in_force_from": "2021-01-01",
-       "mutual": {"parties": ["AL", "MK", "RS"], "types": ["AEOS", "AEOF"]}, "benefits": ["priority"]}
-RS_MK = {"id": "RS-MK", "title": "RS-MK protocol", "status": "in_force", "in_force_from": "2023-07-01",
-         "mutual": {"parties": ["MK", "RS"], "types": ["AEOC", "AEOS", "AEOF"]},
-         "benefits": ["priority", "green_lane"]}
-
-
-@pytest.fixture
-def world(registry):
-    for code in ("AL", "MK", "RS", "BA"):
-        registry.add_party(code)
-    with registry.session() as session:
-        agreements.put(session, registry.keyring, AP5, registry.now())
-        agreements.put(session, registry.keyring, RS_MK, registry.now())
-    fields = licence_fields("MK", 1, effective_at="2024-03-01T00:00:00Z")
-    fields["operator"]["aliases"] = [MK_ALIAS]
-    assert registry.put("MKAEOF000001", fields).status_code == 201
-    assert registry.put("ALAEOC000001", licence_fields("AL", 1, type="AEOC"), code="AL").status_code == 201
-    return registry
+from .helpers import AL_OP, AP5, MK_ALIAS, MK_OP, licence_fields, operator_id
 
 
 def verify(registry, operator, code="AL", role="customs", **query):
@@ -237,10 +215,10 @@ def test_answer_is_a_function_of_the_log_below_its_checkpoint(world):
                                              operator={**licence_fields()["operator"], "aliases": [MK_ALIAS]}))
     query = verification.Query("AL", [MK_OP], None, None)
     with world.session() as session:
-        reader = Reader.of(session)
-        old = verification.results_for(reader, before, query, world.now())
-        new = verification.results_for(reader, verification.current(session), query, world.now())
-        assert log.tree_size(session) > before.size
+        lookups = verification.Lookups(Reader.of(session))
+        old = verification.results_for(lookups, before, query, world.now())
+        new = verification.results_for(lookups, verification.current(session), query, world.now())
+        assert log.tree_size(lookups.reader) > before.size
     assert old[0].reason == "recognised"
     assert new[0].reason == "revoked"
 
@@ -287,7 +265,7 @@ def test_public_check_malformed_input_is_400(world, client):
 
 
 def test_public_check_is_rate_limited(world, client, app):
-    limiter = app.extensions["registry.public_checks"]
+    limiter = Runtime.of(app).public_checks
     for _ in range(limiter.limit):
         assert check(client, MK_OP, "MKAEOF000001").status_code == 200
     response = check(client, MK_OP, "MKAEOF000001")

@@ -11,9 +11,10 @@ import pytest
 import segno
 from flask_babel import force_locale, gettext
 
-from registry.auth import public
 from registry.crypto import jws, keys
-from registry.web import i18n, views
+from registry.http.auth import public
+from registry.http.web import i18n, views
+from registry.runtime import Runtime
 
 from .helpers import licence_fields
 from .web_support import demo_licence, load_demo
@@ -137,7 +138,7 @@ def test_malformed_and_missing_fields_are_named(tokens, client):
 
 
 def test_page_and_api_share_one_rate_limit(tokens, client, app):
-    limiter = app.extensions["registry.public_checks"]
+    limiter = Runtime.of(app).public_checks
     query = {"operator_id": MK.operator_id, "certificate": MK.certificate}
     for _ in range(limiter.limit - 1):
         assert client.get("/api/v1/public/check", query_string=query).status_code == 200
@@ -378,15 +379,11 @@ def test_unknown_page_stays_problem_json_and_page_errors_are_html(tokens, client
 
 
 def test_unavailable_registry_is_explained(app, client):
-    with app.app_context():
-        from registry import db
-        from registry.services import log
+    from registry.services import log
 
-        session = db.database().session()
-        latest = log.latest_checkpoint(session)
-        session.delete(latest)
+    with Runtime.of(app).database.session() as session:
+        session.delete(log.latest_checkpoint(session))
         session.commit()
-        session.close()
     response, html = page(client, "/check?operator_id=MK4000000001001&certificate=MKAEOF001000")
     assert response.status_code == 503 and "The registry is not ready" in html
 

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from werkzeug.test import Client
 
 from registry.crypto import cosignature, keys, merkle, note
+from registry.runtime import Runtime
 from registry.witness import server
 from registry.witness.state import State
 from registry.witness.witness import MAX_BODY, MAX_PROOF_LINES, Witness
@@ -485,7 +486,7 @@ def test_killed_after_its_commit_the_witness_keeps_that_branch(served, signer):
 def test_the_witness_cosigns_the_registrys_own_checkpoints(registry, client, app, tmp_path, cosigner):
     from .helpers import licence_fields
 
-    keyring = app.extensions["registry.keyring"]
+    keyring = Runtime.of(app).keyring
     state = State(tmp_path / "witness.db")
     state.add_log(keyring.log_origin, [keyring.log_verifier.vkey()])
     witness = Witness(state, cosigner)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-import registry.models
+import registry.store.models
 
 revision: str = '0001'
 down_revision: str | Sequence[str] | None = None
@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('tree_size', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('root_hash', sa.LargeBinary(length=32), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
-    sa.Column('signed_at', registry.models.UTCDateTime(), nullable=False),
+    sa.Column('signed_at', registry.store.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('tree_size', name=op.f('pk_checkpoint'))
     )
     op.create_table('log_entry',
@@ -38,7 +38,7 @@ def upgrade() -> None:
     sa.Column('kid', sa.String(length=43), nullable=False),
     sa.Column('statement', sa.Text(), nullable=False),
     sa.Column('leaf', sa.Text(), nullable=False),
-    sa.Column('logged_at', registry.models.UTCDateTime(), nullable=False),
+    sa.Column('logged_at', registry.store.models.UTCDateTime(), nullable=False),
     sa.CheckConstraint("kind IN ('licence', 'party_key', 'agreement')", name=op.f('ck_log_entry_kind')),
     sa.PrimaryKeyConstraint('idx', name=op.f('pk_log_entry'))
     )
@@ -48,7 +48,7 @@ def upgrade() -> None:
     op.create_table('log_head',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('tree_size', sa.BigInteger(), nullable=False),
-    sa.Column('updated_at', registry.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', registry.store.models.UTCDateTime(), nullable=False),
     sa.CheckConstraint('id = 1', name=op.f('ck_log_head_single_row')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_log_head'))
     )
@@ -62,7 +62,7 @@ def upgrade() -> None:
     sa.Column('code', sa.String(length=2), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('authority', sa.String(length=200), nullable=False),
-    sa.Column('created_at', registry.models.UTCDateTime(), nullable=False),
+    sa.Column('created_at', registry.store.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_party'))
     )
     op.create_table('agreement',
@@ -79,8 +79,8 @@ def upgrade() -> None:
     sa.Column('party_code', sa.String(length=2), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('label', sa.String(length=200), nullable=True),
-    sa.Column('created_at', registry.models.UTCDateTime(), nullable=False),
-    sa.Column('revoked_at', registry.models.UTCDateTime(), nullable=True),
+    sa.Column('created_at', registry.store.models.UTCDateTime(), nullable=False),
+    sa.Column('revoked_at', registry.store.models.UTCDateTime(), nullable=True),
     sa.CheckConstraint("role IN ('authority', 'customs')", name=op.f('ck_api_token_role')),
     sa.ForeignKeyConstraint(['party_code'], ['party.code'], name=op.f('fk_api_token_party_code_party')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_token')),
@@ -98,8 +98,8 @@ def upgrade() -> None:
     sa.Column('operator_id', sa.String(length=17), nullable=False),
     sa.Column('valid_from', sa.Date(), nullable=False),
     sa.Column('valid_until', sa.Date(), nullable=True),
-    sa.Column('effective_at', registry.models.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', registry.models.UTCDateTime(), nullable=False),
+    sa.Column('effective_at', registry.store.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', registry.store.models.UTCDateTime(), nullable=False),
     sa.Column('log_index', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['log_index'], ['log_entry.idx'], name=op.f('fk_licence_log_index_log_entry')),
     sa.ForeignKeyConstraint(['party_code'], ['party.code'], name=op.f('fk_licence_party_code_party')),
@@ -114,11 +114,11 @@ def upgrade() -> None:
     sa.Column('jwk', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=8), nullable=False),
     sa.Column('hosted', sa.Boolean(), nullable=False),
-    sa.Column('valid_from', registry.models.UTCDateTime(), nullable=False),
+    sa.Column('valid_from', registry.store.models.UTCDateTime(), nullable=False),
     sa.Column('added_log_index', sa.BigInteger(), nullable=False),
-    sa.Column('retired_at', registry.models.UTCDateTime(), nullable=True),
+    sa.Column('retired_at', registry.store.models.UTCDateTime(), nullable=True),
     sa.Column('retired_log_index', sa.BigInteger(), nullable=True),
-    sa.Column('revoked_at', registry.models.UTCDateTime(), nullable=True),
+    sa.Column('revoked_at', registry.store.models.UTCDateTime(), nullable=True),
     sa.Column('revoked_log_index', sa.BigInteger(), nullable=True),
     sa.CheckConstraint("status IN ('active', 'retired', 'revoked')", name=op.f('ck_party_key_status')),
     sa.ForeignKeyConstraint(['party_code'], ['party.code'], name=op.f('fk_party_key_party_code_party')),

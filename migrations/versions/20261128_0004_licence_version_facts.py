@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import registry.models
+import registry.store.models
 from registry.crypto import jws
 from registry.services.licences import facts_text
 
@@ -36,7 +36,7 @@ def upgrade() -> None:
         "FROM licence_version JOIN log_entry ON log_entry.idx = licence_version.log_index "
         "WHERE licence_version.log_index > :after ORDER BY licence_version.log_index LIMIT :limit"
     ).columns(sa.column('log_index', sa.BigInteger()), sa.column('statement', sa.Text()),
-              sa.column('logged_at', registry.models.UTCDateTime()), sa.column('kid', sa.Text()))
+              sa.column('logged_at', registry.store.models.UTCDateTime()), sa.column('kid', sa.Text()))
     fill = sa.text("UPDATE licence_version SET facts = :facts WHERE log_index = :log_index")
     after = -1
     while rows := connection.execute(page, {"after": after, "limit": _PAGE}).all():

@@ -1,7 +1,7 @@
 """change notifications
 
 On PostgreSQL, each transaction that grows the log (its head row) or writes
-the token table notifies ``registry.hot.CHANNEL`` when it commits, so that
+the token table notifies ``registry.runtime.verify_cache.CHANNEL`` when it commits, so that
 every worker's verification cache (registry/hot.py) retires what it keeps.
 Triggers, not calls in the code: a token revoked by hand in SQL, or a writer
 of another version, is seen too. SQLite has no notifications; nothing there.

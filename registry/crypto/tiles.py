@@ -2,7 +2,7 @@
 
 A tile at level L, index N holds the hashes of the tree's complete subtrees
 of 256**L leaves (tree level 8L), numbers N*256 to N*256+255: exactly the
-stored hashes ``(8L, i)`` of ``merkle.node_key``, so a tile is read, never
+stored hashes ``(8L, i)`` (``store.nodes``), so a tile is read, never
 computed. The rightmost tile of a level is partial (``.p/W``, W of 1-255
 hashes) until it fills. A tile's content at a given width never changes,
 which is what lets mirrors and CDNs cache it.

@@ -14,8 +14,8 @@ from ..domain.agreement import AgreementVersion, expand_directions
 from ..domain.timefmt import format_time
 from ..errors import InvalidInputError, NotFoundError
 from ..keyring import Keyring
-from ..models import Agreement, LogEntry, Party
-from ..models import AgreementVersion as AgreementVersionRow
+from ..store.models import Agreement, LogEntry, Party
+from ..store.models import AgreementVersion as AgreementVersionRow
 from . import log
 
 _FILE_SCHEMA = schemas.AgreementFileSchema()

@@ -40,7 +40,7 @@ from ..domain.licence import LicenceVersion as LicenceVersionFacts
 from ..domain.party_keys import KeyLedger
 from ..domain.timefmt import format_time
 from ..keyring import Keyring
-from ..models import (
+from ..store.models import (
     Agreement,
     AgreementVersion,
     Checkpoint,
@@ -52,6 +52,7 @@ from ..models import (
     LogNode,
     PartyKey,
 )
+from ..store.nodes import MAX_LEAVES, key_ranges, node_key
 from . import licences, parties
 
 _BATCH = 10_000
@@ -442,7 +443,7 @@ def _replay_log(session: Session, keyring: Keyring, replay: _Replay, report: Rep
         if len(pending_nodes) >= _BATCH * 4:
             _compare_nodes(session, pending_nodes, report)
     _compare_nodes(session, pending_nodes, report)
-    beyond = LogNode.node_key.between(merkle.node_key((0, frontier.size)), merkle.node_key((0, merkle.MAX_LEAVES - 1)))
+    beyond = LogNode.node_key.between(node_key((0, frontier.size)), node_key((0, MAX_LEAVES - 1)))
     extra = session.execute(
         select(func.count()).select_from(LogNode).where(beyond, LogNode.level == 0)
     ).scalar_one()
@@ -453,15 +454,15 @@ def _replay_log(session: Session, keyring: Keyring, replay: _Replay, report: Rep
 
 
 def _compare_nodes(session: Session, computed: dict[tuple[int, int], bytes], report: Report) -> None:
-    """Stored hashes against the ones the leaves give; read as one key range per band (``merkle.node_key``)."""
+    """Stored hashes against the ones the leaves give; read as one key range per band (``node_key``)."""
     connection = session.connection()
     stored: dict[int, bytes] = {}
-    for low, high in merkle.key_ranges(computed):
+    for low, high in key_ranges(computed):
         stored.update(connection.execute(
             select(LogNode.node_key, LogNode.hash).where(LogNode.node_key.between(low, high))).all())
     missing = []
     for (level, index), digest in computed.items():
-        found = stored.get(merkle.node_key((level, index)))
+        found = stored.get(node_key((level, index)))
         if found is None:
             missing.append((level, index))
         elif bytes(found) != digest:

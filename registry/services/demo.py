@@ -25,7 +25,7 @@ from stdnum.mk import edb
 
 from ..domain.timefmt import format_time
 from ..keyring import Keyring
-from ..models import Party
+from ..store.models import Party
 from . import agreements, licences, parties, tokens
 
 PARTIES = (

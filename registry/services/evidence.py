@@ -23,7 +23,8 @@ from ..domain.licence import LicenceVersion
 from ..domain.timefmt import parse_time
 from ..errors import InvalidInputError
 from ..keyring import Keyring
-from ..models import LogEntry
+from ..store.models import LogEntry
+from ..store.reads import Reader
 from . import log, parties
 
 # Log indices per query when looking up the statements of a signed answer:
@@ -94,7 +95,7 @@ def examine(session: Session, keyring: Keyring, text: str, now: datetime) -> Ans
         # anyone's, and nothing in it is looked up (300,000 claimed statements
         # under a bogus signature made one SQL statement of 300,000 variables).
         signed = registry.verify_answer_key_jws(document["jws"], envelope.header["typ"], "the document")
-        size = log.tree_size(session)
+        size = log.tree_size(Reader.of(session))
         if envelope.header["typ"] == jws.TYP_SNAPSHOT:
             return _snapshot(offline.open_snapshot(document, registry_jwks), envelope, size, now)
         return _answer(session, keyring, document, signed, envelope, size, now)

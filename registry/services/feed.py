@@ -23,7 +23,8 @@ from ..domain.party_keys import KeyHistory
 from ..domain.recognition import undisclosed_digest
 from ..domain.timefmt import format_time
 from ..keyring import Keyring
-from ..models import Licence, LicenceIdentifier, LogEntry, Party, PartyKey
+from ..store.models import Licence, LicenceIdentifier, LogEntry, Party, PartyKey
+from ..store.reads import Reader
 from . import log, parties
 from .verification import current
 
@@ -42,7 +43,7 @@ def _with_consent(query):
 
 
 def feed(session: Session, caller: str, after: int, limit: int) -> dict[str, Any]:
-    size = log.tree_size(session)
+    size = log.tree_size(Reader.of(session))
     keys_now = parties.key_history(session, size)
     rows = session.execute(
         _with_consent(select(LogEntry, _visible(caller).label("visible")))

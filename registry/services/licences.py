@@ -36,9 +36,10 @@ from ..errors import (
     UnprocessableError,
 )
 from ..keyring import Keyring
-from ..models import Licence as LicenceRow
-from ..models import LicenceIdentifier, LogEntry, Party, PartyKey
-from ..models import LicenceVersion as LicenceVersionRow
+from ..store.bulk import insert_rows
+from ..store.models import Licence as LicenceRow
+from ..store.models import LicenceIdentifier, LogEntry, Party, PartyKey
+from ..store.models import LicenceVersion as LicenceVersionRow
 from . import log
 from .parties import hosted_signing_key, key_history, key_validity
 
@@ -492,11 +493,11 @@ def _index(session: Session, states: dict[str, _State], pending: Sequence[_Pendi
                 new_identifiers.append({"identifier": identifier, "certificate": item.certificate})
     created = [row for c, row in current.items() if not states[c].in_database]
     changed = [row for c, row in current.items() if states[c].in_database]
-    log.insert_rows(session, LicenceRow, created)
+    insert_rows(session, LicenceRow, created)
     if changed:
         session.execute(update(LicenceRow), changed)
-    log.insert_rows(session, LicenceVersionRow, versions)
-    log.insert_rows(session, LicenceIdentifier, new_identifiers)
+    insert_rows(session, LicenceVersionRow, versions)
+    insert_rows(session, LicenceIdentifier, new_identifiers)
 
 
 # --- reading ------------------------------------------------------------------

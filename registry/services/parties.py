@@ -22,7 +22,7 @@ from ..domain.party_keys import ACTIONS, KeyHistory, KeyLedger, KeyStatement, Ke
 from ..domain.timefmt import format_time, parse_time
 from ..errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, SignatureError, field_errors
 from ..keyring import Keyring
-from ..models import LogEntry, Party, PartyKey
+from ..store.models import LogEntry, Party, PartyKey
 from . import log
 
 

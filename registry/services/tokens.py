@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
-from ..db import Prepared, Reader
 from ..errors import ConflictError, InvalidInputError, NotFoundError, field_errors
-from ..models import ApiToken, LogHead
+from ..store.models import ApiToken, LogHead
+from ..store.reads import Prepared, Reader
 from .parties import get_party
 
 ROLES = ("authority", "customs")
@@ -31,8 +29,6 @@ class Caller:
     party: str
     role: str
     token_id: int
-    tree_size: int | None = None  # the log's size when the token was checked (see authenticate)
-    prefetched: Any = None  # what a view read in the token's round trip (see auth.require's lookup)
 
 
 def token_hash(token: str) -> str:
@@ -88,39 +84,22 @@ def revoke(session: Session, reference: str, now: datetime) -> ApiToken:
     return row
 
 
-# Every authenticated request makes this lookup: a Core statement compiled
-# once, run on the thread's reader without the ORM. It is not cached in the
-# process, so a revocation (by the CLI, in another process) counts at once;
-# only a single verification may find its token in the worker's verification
-# cache instead, which every write to the token table retires (registry/hot.py).
-# The same round trip reads the log's size, which a verification needs next:
-# one query instead of two on the hottest path.
-def lookup_select(*columns: Any) -> Select:
-    """The token lookup with ``columns`` after its own; add joins, then ``where(LogHead.id == 1)``.
-
-    Its first four columns are what ``caller_of`` reads.
-    """
-    return (
-        select(LogHead.tree_size, ApiToken.id, ApiToken.party_code, ApiToken.role, *columns)
-        .select_from(LogHead)
-        .outerjoin(ApiToken, and_(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None)))
-    )
+# Every authenticated request makes this lookup (unless a worker's verification
+# cache holds the token: runtime/verify_cache.py), a Core statement compiled
+# once and run on the thread's reader without the ORM. The same round trip
+# reads the log's size, which a verification needs next.
+_LOOKUP = Prepared(
+    select(LogHead.tree_size, ApiToken.id, ApiToken.party_code, ApiToken.role)
+    .select_from(LogHead)
+    .outerjoin(ApiToken, and_(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None)))
+    .where(LogHead.id == 1)
+)
 
 
-_LOOKUP = Prepared(lookup_select().where(LogHead.id == 1))
-
-
-def caller_of(row: Sequence[Any] | None, prefetched: Any = None) -> Caller | None:
-    """The caller from a ``lookup_select`` row; None if the token is unknown or revoked."""
-    if row is None or row[1] is None:
-        return None
-    tree_size, token_id, party, role = row[:4]
-    return Caller(party=party, role=role, token_id=token_id, tree_size=tree_size, prefetched=prefetched)
-
-
-def authenticate(reader: Reader, token: str) -> Caller | None:
-    """Looked up on every request, not cached, so a revocation takes effect at once."""
-    return caller_of(reader.one(_LOOKUP, token_hash=token_hash(token)))
+def authenticate(reader: Reader, token: str) -> tuple[Caller | None, int]:
+    """The caller of ``token`` (None if unknown or revoked), and the log's size read in the same round trip."""
+    tree_size, token_id, party, role = reader.one(_LOOKUP, token_hash=token_hash(token))
+    return (Caller(party, role, token_id) if token_id is not None else None), tree_size
 
 
 def listing(session: Session) -> list[ApiToken]:

@@ -1,19 +1,23 @@
 """Signed verification answers, computed at a checkpoint from logged statements.
 
-Licence versions are read from the facts kept beside each version
-(``licence_version.facts``, a projection of its statement that `audit`
-holds to it), so a lookup does not read the statements themselves unless the
-answer includes them.
+A verification reads three things (``Lookups``): the caller of the token,
+the log's size, and the versions of each identifier's licences logged below
+that size, from the facts kept beside each version (``licence_version.facts``,
+a projection of its statement that `audit` holds to it), so that a lookup
+reads the statements themselves only when the answer includes them. It then
+recognises each id with the pure rules of ``domain.recognition`` against a
+``Snapshot`` of what the log below that size says (agreements, void keys,
+parties), and signs the answer.
 
 The answer is a pure function of the statements logged below the checkpoint's
 tree size and of ``at``: versions logged later (by a publish racing this read)
-are left out, so anyone replaying the log gets the same results.
+are left out, so anyone replaying the log gets the same results. That is what
+lets ``runtime.verify_cache`` answer repeated lookups from memory: it offers
+the same ``Lookups`` and gives byte for byte what the database would.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -21,27 +25,26 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import and_, bindparam, join, select
+from sqlalchemy import bindparam, join, select
 from sqlalchemy.orm import Session
 
 from ..crypto import jws
 from ..crypto.canonical import canonical_json_typed
-from ..db import Prepared, Reader
 from ..domain import identifiers
 from ..domain.agreement import AgreementVersion
 from ..domain.licence import LicenceVersion, counts
 from ..domain.recognition import AgreementsInEffect, Result, claiming, histories, recognise
 from ..domain.timefmt import format_time, parse_time
 from ..errors import InvalidInputError, NotFoundError, UnavailableError
-from ..hot import HotCache
 from ..keyring import Keyring
-from ..models import ApiToken, Checkpoint, LicenceIdentifier, LogEntry, LogHead, Party
-from ..models import LicenceVersion as LicenceVersionRow
+from ..store.models import Checkpoint, LicenceIdentifier, LogEntry, Party
+from ..store.models import LicenceVersion as LicenceVersionRow
+from ..store.reads import Prepared, Reader
 from . import agreements, log, tokens
 from .parties import key_history
 
-# Ids per query of a batch. A batch's queries run on several connections at
-# once (db.FanOut): half a 5,000-id batch makes ten, enough to keep eight busy.
+# Ids per query of a batch: well under SQLite's limit on bound parameters,
+# and enough of them to make each query worth its round trip.
 _CHUNK = 250
 
 
@@ -100,70 +103,12 @@ def load_snapshot(session: Session, size: int | None = None) -> Snapshot:
                     frozenset(session.execute(select(Party.code)).scalars()))
 
 
-class SnapshotCache:
-    """The latest snapshot, kept between requests and keyed by the log's tree size.
-
-    A request reads the head's size (one indexed row) and gets the snapshot
-    for exactly that size, reloaded whenever the log has grown, so answers
-    stay the same pure function of the log below their checkpoint. Threads
-    may race to reload; each gets a correct snapshot and the last one stays.
-    """
-
-    def __init__(self) -> None:
-        self._snapshot: Snapshot | None = None
-
-    def at(self, size: int, load: Callable[[], Snapshot]) -> Snapshot:
-        snapshot = self._snapshot
-        if snapshot is None or snapshot.size != size:
-            snapshot = load()
-            self._snapshot = snapshot
-        return snapshot
-
-
-SessionSource = Callable[[], Session]
-
-
 def current(session: Session) -> Snapshot:
     """The snapshot at the log's current size."""
-    return load_snapshot(session, log.tree_size(session))
+    return load_snapshot(session, log.tree_size(Reader.of(session)))
 
 
-class ParsedVersions:
-    """Licence versions read from their facts, the most recently used kept.
-
-    A pure memo of ``LicenceVersion.from_facts``: an entry is used only when
-    the row gives the very same facts (and statement), so it can never change
-    an answer, whatever database or restored copy the row came from.
-    """
-
-    def __init__(self, capacity: int = 20_000):
-        self.capacity = capacity
-        self._entries: OrderedDict[int, tuple[tuple[str, str | None], LicenceVersion]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, idx: int, facts: str, statement: str | None = None, keep: bool = True) -> LicenceVersion:
-        """The version from its facts (and statement), kept for the next call only if ``keep``."""
-        source = (facts, statement)
-        # OrderedDict.get is one C call, safe without the lock.
-        entry = self._entries.get(idx)
-        if entry is not None and entry[0] == source:
-            if keep:
-                with self._lock:
-                    if idx in self._entries:
-                        self._entries.move_to_end(idx)
-            return entry[1]
-        version = LicenceVersion.from_facts(orjson.loads(facts), log_index=idx, statement=statement)
-        if keep:
-            with self._lock:
-                self._entries[idx] = (source, version)
-                self._entries.move_to_end(idx)
-                if len(self._entries) > self.capacity:
-                    self._entries.popitem(last=False)
-        return version
-
-
-PARSED = ParsedVersions()
-
+# --- what a verification reads -----------------------------------------------------------------
 
 # Every version of every licence an identifier ever named, logged below a size:
 # its facts alone, or with its statement (one more row to read, in the log).
@@ -189,74 +134,57 @@ _QUERIES = {
 }
 
 
-# The token check, the log's size and one id's versions below that size, in
-# one statement: on PostgreSQL a verification is then one round trip, not two.
-# The identifier is looked up only for a live token, and its versions only
-# below the size the same row gives. A chain of left joins rather than one
-# join nested in another: SQLite would build the nested one apart first.
-_TOKEN_AND_ONE_ID = Prepared(
-    tokens.lookup_select(*_FACT_COLUMNS[1:], LogEntry.statement)
-    .outerjoin(LicenceIdentifier, and_(LicenceIdentifier.identifier == bindparam("identifier"),
-                                       ApiToken.id.is_not(None)))
-    .outerjoin(LicenceVersionRow, and_(LicenceVersionRow.certificate == LicenceIdentifier.certificate,
-                                       LicenceVersionRow.log_index < LogHead.tree_size))
-    .outerjoin(LogEntry, LogEntry.idx == LicenceVersionRow.log_index)
-    .where(LogHead.id == 1)
-)
+class Lookups:
+    """What a verification reads, straight from the database through ``reader``.
 
-
-def authenticate_one(reader: Reader, token: str, raw_id: str, hot: HotCache | None = None) -> tokens.Caller | None:
-    """The caller of a token, with the versions for ``raw_id`` at the size it read as ``prefetched``.
-
-    With a ``hot`` cache, from its current state when that holds both the
-    token and the id (no query at all), and kept there when it does not.
-    A malformed id is left to the view (after the token check, so a caller
-    without a valid token gets 401, not 400).
+    ``runtime.verify_cache`` offers the same three reads from memory for
+    repeated single verifications; nothing here depends on it.
     """
-    try:
-        identifier = identifiers.operator_id(raw_id)
-    except identifiers.IdentifierError:
-        return tokens.authenticate(reader, token)
-    token_hash = tokens.token_hash(token)
-    state = hot.current(reader) if hot is not None else None
-    if state is not None:
-        caller, versions = state.callers.get(token_hash), state.versions.get(identifier)
-        if caller is not None and versions is not None:
-            return replace(caller, prefetched={identifier: versions})
-    rows = reader.all(_TOKEN_AND_ONE_ID, token_hash=token_hash, identifier=identifier)
-    versions = [PARSED.get(idx, facts, statement)
-                for _, _, _, _, idx, facts, statement in rows if idx is not None]
-    caller = tokens.caller_of(rows[0] if rows else None, prefetched={identifier: versions})
-    if state is not None and caller is not None:
-        hot.keep(state, caller.tree_size, token_hash, caller, identifier, versions)
-    return caller
 
+    def __init__(self, reader: Reader):
+        self.reader = reader
+        self._size: int | None = None  # the log's size, as read with the last token
 
-def licence_versions(reader: Reader, wanted: Iterable[str], size: int,
-                     statements: bool = False) -> dict[str, list[LicenceVersion]]:
-    """Every version, logged below ``size``, of each licence that ever named each identifier.
+    def caller(self, token: str) -> tokens.Caller | None:
+        """Who holds ``token``, or None; the log's size comes in the same round trip (``log_size``)."""
+        caller, self._size = tokens.authenticate(self.reader, token)
+        return caller
 
-    ``statements``: with each version's signed statement (``LicenceVersion.statement``).
-    """
-    wanted = sorted(set(wanted))
-    found: dict[str, list[LicenceVersion]] = {identifier: [] for identifier in wanted}
-    if len(wanted) == 1:
-        chunks = [reader.all(_QUERIES[False, statements], identifier=wanted[0], size=size)]
-    else:
-        runs = []
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start:start + _CHUNK]
-            chunk += [chunk[-1]] * (_CHUNK - len(chunk))
-            runs.append({"size": size, **dict(zip(_ID_NAMES, chunk, strict=True))})
-        chunks = reader.each(_QUERIES[True, statements], runs)
-    # Each chunk parsed as it comes, while the database works on the next.
-    # A batch uses the memo but does not fill it: thousands of ids asked
-    # once would push out the ones single lookups keep asking about.
-    get, keep = PARSED.get, len(wanted) == 1
-    for rows in chunks:
-        for identifier, idx, facts, *statement in rows:
-            found[identifier].append(get(idx, facts, statement[0] if statement else None, keep))
-    return found
+    def log_size(self) -> int:
+        """The log's size: as read with the token, so that the answer is made at what the caller saw."""
+        return self._size if self._size is not None else log.tree_size(self.reader)
+
+    def versions(self, wanted: Iterable[str], size: int, statements: bool = False) -> dict[str, list[LicenceVersion]]:
+        """Every version, logged below ``size``, of each licence that ever named each identifier.
+
+        ``statements``: with each version's signed statement (``LicenceVersion.statement``).
+        """
+        wanted = sorted(set(wanted))
+        found: dict[str, list[LicenceVersion]] = {identifier: [] for identifier in wanted}
+        if len(wanted) == 1:
+            chunks = [self.reader.all(_QUERIES[False, statements], identifier=wanted[0], size=size)]
+        else:
+            runs = []
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start:start + _CHUNK]
+                chunk += [chunk[-1]] * (_CHUNK - len(chunk))
+                runs.append({"size": size, **dict(zip(_ID_NAMES, chunk, strict=True))})
+            chunks = self.reader.each(_QUERIES[True, statements], runs)
+        # Each chunk parsed as it comes, while the database works on the next.
+        for rows in chunks:
+            for identifier, idx, facts, *statement in rows:
+                found[identifier].append(LicenceVersion.from_facts(orjson.loads(facts), log_index=idx,
+                                                                   statement=statement[0] if statement else None))
+        return found
+
+    def inclusion(self, indices: Iterable[int], size: int) -> dict[int, tuple[str, list[bytes]]]:
+        """Each entry's leaf and audit path in the tree of ``size``."""
+        indices = sorted(set(indices))
+        if not indices:
+            return {}
+        paths = log.inclusion_proofs(self.reader, indices, size)
+        leaves = log.leaves(self.reader, indices)
+        return {index: (leaves[index], paths[index]) for index in indices}
 
 
 @dataclass(frozen=True)
@@ -271,8 +199,7 @@ class Query:
     first: int = 0  # the position of operator_ids[0] in the request (a part of a batch)
 
 
-def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
-                prefetched: Mapping[str, list[LicenceVersion]] | None = None) -> list[Result]:
+def results_for(lookups: Lookups, snapshot: Snapshot, query: Query, at: datetime) -> list[Result]:
     """One result per id asked, in order; a malformed id gets an ``error`` and no lookup."""
     normalised: list[str | None] = []
     problems: dict[int, str] = {}
@@ -287,11 +214,7 @@ def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
                 raise InvalidInputError(f"operator_id: {exc}", {"operator_id": [str(exc)]}) from exc
             normalised.append(None)
             problems[position] = str(exc)
-    wanted = [n for n in normalised if n]
-    if prefetched is not None and prefetched.keys() >= set(wanted):
-        versions = prefetched  # read below snapshot.size with the token (authenticate_one)
-    else:
-        versions = licence_versions(reader, wanted, snapshot.size, query.include_statements)
+    versions = lookups.versions([n for n in normalised if n], snapshot.size, query.include_statements)
     for position, identifier in enumerate(normalised):
         if identifier is not None and not versions[identifier]:
             try:
@@ -319,32 +242,24 @@ def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
     return results
 
 
-def snapshot_at(cache: SnapshotCache, size: int, session: SessionSource) -> Snapshot:
-    """The snapshot at ``size``, from the cache, or loaded through a session opened only then."""
-    return cache.at(size, lambda: load_snapshot(session(), size))
-
-
-def answer_body(reader: Reader, keyring: Keyring, query: Query, snapshot: Snapshot, session: SessionSource, *,
-                now: datetime, ttl_seconds: int,
-                prefetched: Mapping[str, list[LicenceVersion]] | None = None,
-                helper: BatchParts | None = None) -> bytes:
-    """The signed answer, ``{"verification": {...}, "jws": "..."}``, as the response body.
+def answer(lookups: Lookups, snapshot: Snapshot, keyring: Keyring, query: Query, *, now: datetime,
+           ttl_seconds: int, parts: BatchParts | None = None) -> bytes:
+    """The signed answer at ``snapshot``'s size, ``{"verification": {...}, "jws": "..."}``, as the response body.
 
     Its ``verification`` is written as the very bytes signed: encoding a
     5,000-result answer once instead of twice (canonical for the signature,
-    then again for the body) saves a good share of a batch. Lookups go
-    through ``reader``; ``session`` is opened only for proofs; ``helper``
-    may answer half of a large batch meanwhile.
+    then again for the body) saves a good share of a batch. ``parts`` may
+    answer half of a large batch meanwhile.
     """
     at = query.at or now
     checkpoint: dict[str, Any] = {"tree_size": snapshot.size, "root_hash": log.b64(snapshot.checkpoint.root_hash)}
     if query.proofs:
         checkpoint["note"] = snapshot.checkpoint.note
-        rendered = rendered_results(reader, snapshot, query, at, prefetched)
-        _attach_proofs(session(), snapshot.size, rendered)
+        rendered = rendered_results(lookups, snapshot, query, at)
+        _attach_proofs(lookups, snapshot.size, rendered)
         results = canonical_json_typed(rendered)
     else:
-        results = _results_json(reader, snapshot, query, at, prefetched, helper)
+        results = _results_json(lookups, snapshot, query, at, parts)
     verification = {
         "verifier": query.verifier,
         "at": format_time(at),
@@ -365,12 +280,11 @@ def answer_body(reader: Reader, keyring: Keyring, query: Query, snapshot: Snapsh
     return b'{"verification":' + payload + b',"jws":"' + signed.encode("ascii") + b'"}'
 
 
-def rendered_results(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
-                     prefetched: Mapping[str, list[LicenceVersion]] | None = None) -> list[dict[str, Any]]:
+def rendered_results(lookups: Lookups, snapshot: Snapshot, query: Query, at: datetime) -> list[dict[str, Any]]:
     """Each position's result as JSON; a result repeated (an id asked again) is rendered once and shared."""
     rendered: dict[int, dict[str, Any]] = {}
     out = []
-    for result in results_for(reader, snapshot, query, at, prefetched):
+    for result in results_for(lookups, snapshot, query, at):
         item = rendered.get(id(result))
         if item is None:
             item = rendered[id(result)] = result.as_json(include_statements=query.include_statements)
@@ -378,10 +292,9 @@ def rendered_results(reader: Reader, snapshot: Snapshot, query: Query, at: datet
     return out
 
 
-def results_json(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
-                 prefetched: Mapping[str, list[LicenceVersion]] | None = None) -> bytes:
+def results_json(lookups: Lookups, snapshot: Snapshot, query: Query, at: datetime) -> bytes:
     """The canonical JSON of ``rendered_results``: what a part of an answer is made of, in any process."""
-    rendered = rendered_results(reader, snapshot, query, at, prefetched)
+    rendered = rendered_results(lookups, snapshot, query, at)
     distinct = {id(item): item for item in rendered}
     if len(distinct) == len(rendered):
         return canonical_json_typed(rendered)
@@ -392,7 +305,7 @@ def results_json(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
 
 
 class BatchParts(Protocol):
-    """Somewhere else to answer part of a batch (``batch_helper.BatchHelper``)."""
+    """Somewhere else to answer part of a batch (``runtime.batches.BatchHelper``)."""
 
     split_min: int
 
@@ -408,58 +321,54 @@ def part_request(size: int, query: Query, at: datetime) -> bytes:
                          "first": query.first})
 
 
-def part_json(reader: Reader, snapshots: SnapshotCache, session: SessionSource, request: bytes) -> bytes:
+def part_json(lookups: Lookups, snapshot_at: Callable[[int], Snapshot], request: bytes) -> bytes:
     """The canonical JSON of the results a ``part_request`` asks for, exactly as the asker would make them."""
     asked = orjson.loads(request)
-    snapshot = snapshot_at(snapshots, asked["size"], session)
+    snapshot = snapshot_at(asked["size"])
     if snapshot.size != asked["size"]:
         raise UnavailableError(f"no checkpoint at tree size {asked['size']}")
     query = Query(asked["verifier"], asked["operator_ids"], None, None,
                   include_statements=asked["include_statements"], first=asked["first"])
-    return results_json(reader, snapshot, query, parse_time(asked["at"]))
+    return results_json(lookups, snapshot, query, parse_time(asked["at"]))
 
 
-def _results_json(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
-                  prefetched: Mapping[str, list[LicenceVersion]] | None, helper: BatchParts | None) -> bytes:
-    """The canonical JSON of the results; of a large batch, the second half answered by ``helper`` meanwhile.
+def _results_json(lookups: Lookups, snapshot: Snapshot, query: Query, at: datetime,
+                  parts: BatchParts | None) -> bytes:
+    """The canonical JSON of the results; of a large batch, the second half answered by ``parts`` meanwhile.
 
     A result is a pure function of its id, the snapshot and ``at``, so the
     halves can be answered apart. Reading, recognising and rendering cost
     some tens of microseconds of Python an id, held to one core by the GIL:
-    a helper process puts the machine's other core on half of them.
+    another process puts the machine's other core on half of them.
     """
     ids = query.operator_ids
     waiting = None
     # Copies of one id cost nothing after the first (results_for): they do not make a batch large.
     asked = len({i for i in ids if isinstance(i, str)}) + sum(1 for i in ids if not isinstance(i, str))
-    if helper is not None and asked >= max(helper.split_min, 2):
+    if parts is not None and asked >= max(parts.split_min, 2):
         half = len(ids) // 2
         rest = replace(query, operator_ids=ids[half:], first=query.first + half)
-        waiting = helper.submit(part_request(snapshot.size, rest, at))
+        waiting = parts.submit(part_request(snapshot.size, rest, at))
         if waiting is not None:
             query = replace(query, operator_ids=ids[:half])
     try:
-        own = results_json(reader, snapshot, query, at, prefetched)
+        own = results_json(lookups, snapshot, query, at)
     finally:
         # Always collected, so that a reply is never left for the next asker.
         other = waiting() if waiting is not None else None
     if waiting is None:
         return own
-    if other is None:  # the helper failed or is gone: its half is answered here
-        other = results_json(reader, snapshot, rest, at)
+    if other is None:  # the other process failed or is gone: its half is answered here
+        other = results_json(lookups, snapshot, rest, at)
     return own[:-1] + b"," + other[1:]
 
 
-def _attach_proofs(session: Session, size: int, rendered: list[dict[str, Any]]) -> None:
-    indices = {licence["log_index"] for result in rendered for licence in result["licences"]}
-    if not indices:
-        return
-    proofs = log.inclusion_proofs(session, indices, size)
-    leaves = dict(session.execute(select(LogEntry.idx, LogEntry.leaf).where(LogEntry.idx.in_(indices))).all())
+def _attach_proofs(lookups: Lookups, size: int, rendered: list[dict[str, Any]]) -> None:
+    proofs = lookups.inclusion({licence["log_index"] for result in rendered for licence in result["licences"]}, size)
     for result in rendered:
         for licence in result["licences"]:
-            index = licence["log_index"]
-            licence["inclusion_proof"] = {"leaf": leaves[index], "hashes": [log.b64(h) for h in proofs[index]]}
+            leaf, hashes = proofs[licence["log_index"]]
+            licence["inclusion_proof"] = {"leaf": leaf, "hashes": [log.b64(h) for h in hashes]}
 
 
 # --- the trader's self-check ---------------------------------------------------------
@@ -484,7 +393,7 @@ def public_check(session: Session, operator_id: str, certificate: str, now: date
     if errors:
         raise InvalidInputError(f"invalid fields: {', '.join(sorted(errors))}", errors)
     snapshot = current(session)
-    versions = licence_versions(Reader.of(session), [operator_id], snapshot.size)[operator_id]
+    versions = Lookups(Reader.of(session)).versions([operator_id], snapshot.size)[operator_id]
     counting = [v for v in versions if counts(v, snapshot.void_from)]
     history = next((h for h in claiming(operator_id, histories(counting), now, snapshot.parties)
                     if h[0].certificate == certificate), None)

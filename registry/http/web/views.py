@@ -11,11 +11,14 @@ import segno
 from flask import Blueprint, current_app, render_template, request, send_from_directory, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .. import clock, db
+from ... import clock
+from ...domain import identifiers
+from ...errors import InvalidInputError, NotFoundError, RegistryError, UnavailableError
+from ...services import agreements, evidence, log, parties, verification
 from ..auth import public, public_check_wait
-from ..domain import identifiers
-from ..errors import InvalidInputError, NotFoundError, RegistryError, UnavailableError
-from ..services import agreements, evidence, log, parties, verification
+from ..context import keyring
+from ..context import reader as context_reader
+from ..context import session as db_session
 from . import i18n
 
 bp = Blueprint("web", __name__, template_folder="templates")
@@ -89,11 +92,11 @@ def _agreement_summary(entry: dict[str, Any]) -> dict[str, Any]:
 @public
 def index():
     """What the registry is, its parties and agreements."""
-    session = db.session()
+    session = db_session()
     return _page("web/index.html",
                  parties=parties.parties_json(session),
                  agreements=[_agreement_summary(a) for a in agreements.listing(session)],
-                 log_size=log.tree_size(session))
+                 log_size=log.tree_size(context_reader()))
 
 
 # --- the trader's check ----------------------------------------------------------------------
@@ -136,7 +139,7 @@ def _lookup(operator_id: str, certificate: str) -> tuple[dict[str, Any], int, di
     wait = public_check_wait()
     if wait is not None:
         return {"problem": "rate_limited", "retry_after": wait}, 429, {**NO_STORE, "Retry-After": str(wait)}
-    session = db.session()
+    session = db_session()
     try:
         result = verification.public_check(session, operator_id, certificate, clock.now())
     except InvalidInputError as exc:
@@ -222,13 +225,13 @@ def evidence_page():
         current_app.config["REGISTRY"].evidence_max_bytes)
     try:
         text = _submitted_document()
-        report = evidence.examine(db.session(), current_app.extensions["registry.keyring"], text, clock.now())
+        report = evidence.examine(db_session(), keyring(), text, clock.now())
     except RequestEntityTooLarge:
         return _page("web/evidence.html", 413, NO_STORE, problem="too_large", limit=limit)
     except evidence.EvidenceError as exc:
         return _page("web/evidence.html", 400, NO_STORE, problem=exc.problem, detail=exc.detail,
                      document=request.form.get("document", "") if exc.problem != "empty" else "")
-    names = {p["code"]: p["name"] for p in parties.parties_json(db.session())}
+    names = {p["code"]: p["name"] for p in parties.parties_json(db_session())}
     return _page("web/evidence.html", 200, NO_STORE, report=report, party_names=names, now=clock.now())
 
 

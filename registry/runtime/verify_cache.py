@@ -1,13 +1,13 @@
 """What a worker keeps to answer a single verification without asking the database.
 
-A verification's one query (the token, the log's size and the id's
-versions) cost the machine, under load on this project's 2-core benchmark,
-some 400 µs of 1,400 on PostgreSQL (the database's backend and the worker's
-side of the round trip) and over 100 µs on SQLite. So each worker keeps, as
-of one log size, the callers of the tokens it has seen and the licence
-versions of the ids it was asked about, in a ``HotState``, and answers a
-repeated verification from it: byte for byte the answer the query would
-have given at that size.
+A verification reads the token's caller, the log's size and the id's
+licence versions (``services.verification.Lookups``); under load those
+round trips were the largest part of what a verification cost the machine,
+on PostgreSQL above all. So each worker keeps, as of one log size, the
+callers of the tokens it has seen and the licence versions of the ids it
+was asked about, in a ``HotState``, and ``CachedLookups`` answers a repeated
+verification from it: byte for byte what the database would have given at
+that size. A reader of the verification can ignore all of this.
 
 That is only safe because the database says when it goes stale. Anything
 that could change a verification's answer either grows the log (a licence
@@ -30,8 +30,8 @@ updated in the same transaction) or writes the token table.
 
 Either way a write made through a worker retires that worker's state at
 once (``retire``). Entries are read from the database after the state they
-go into was made, and kept only if read at its size (``keep``), so nothing
-read before a change can outlive the state that change retires.
+go into was made, and kept only if read at its size, so nothing read before
+a change can outlive the state that change retires.
 """
 
 from __future__ import annotations
@@ -43,14 +43,20 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
-from .db import Prepared, Reader
-from .services import log
+from ..domain.licence import LicenceVersion
+from ..services import log
+from ..services.tokens import Caller, token_hash
+from ..services.verification import Lookups
+from ..store.database import Database, make_engine
+from ..store.reads import Prepared, Reader
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +74,7 @@ def _drain(driver) -> bool:
 class HotState:
     """Token callers and licence versions, read at one log size; never changed once retired.
 
-    Entries come from queries that read the log's size in the same statement
-    and are kept only if that size is this state's (``HotCache.keep``).
+    Entries are kept only if read at this state's size (``CachedLookups``).
     Threads add entries without a lock: a dict's item assignment is atomic,
     and a state that is retired meanwhile is simply no longer read.
     """
@@ -98,19 +103,14 @@ class HotCache:
         """The state to answer from, or None: ask the database (and ``keep`` what it says)."""
         raise NotImplementedError
 
-    def keep(self, state: HotState, size: int, token_hash: str, caller: Any, identifier: str,
-             versions: Any) -> None:
-        """Keep what one query read at ``size``, if that is ``state``'s size."""
-        if size != state.size:
-            return
-        state.callers[token_hash] = caller
-        kept = state.versions
+    def keep(self, kept: dict[str, Any], key: str, value: Any) -> None:
+        """Keep ``value`` in one of a state's tables, the oldest entry making room at capacity."""
         if len(kept) >= self.capacity:
             # The oldest (dicts keep insertion order). Another thread may change
             # it meanwhile; then the next insert tries again.
             with contextlib.suppress(StopIteration, KeyError, RuntimeError):
                 del kept[next(iter(kept))]
-        kept[identifier] = versions
+        kept[key] = value
 
     def retire(self) -> None:
         """Stop answering from the current state (after a write made in this process)."""
@@ -123,12 +123,17 @@ class HotCache:
 class PolledCache(HotCache):
     """SQLite: each verification asks its connection whether anyone committed since it last asked."""
 
+    def __init__(self, capacity: int = 20_000):
+        super().__init__(capacity)
+        # What each connection last said (one reader per server thread, kept for good).
+        self._seen: weakref.WeakKeyDictionary[Reader, int] = weakref.WeakKeyDictionary()
+
     def current(self, reader: Reader) -> HotState | None:
         version = reader.one(_DATA_VERSION)[0]
-        if version != reader.data_version or self._state is None:
+        if version != self._seen.get(reader) or self._state is None:
             # Something was committed (or this connection never asked): a new,
             # empty state at the size read now, after that commit.
-            reader.data_version = version
+            self._seen[reader] = version
             self._state = HotState(log.tree_size(reader))
         return self._state
 
@@ -245,3 +250,58 @@ class NotifiedCache(HotCache):
         with self.round_done:
             target = self.rounds + count
             return self.round_done.wait_for(lambda: self.rounds >= target, timeout)
+
+
+def make_cache(database: Database) -> HotCache | None:
+    """The verification cache that suits the database: notified on PostgreSQL, polled on SQLite."""
+    if database.is_sqlite:
+        return PolledCache()
+    if database.engine.dialect.name == "postgresql":
+        return NotifiedCache(make_engine(database.url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                                         pool_pre_ping=False, connect_args={"application_name": HOT_CACHE_APPLICATION}))
+    return None
+
+
+class CachedLookups(Lookups):
+    """``verification.Lookups`` that answers from this process's ``HotState`` where it can.
+
+    The state is taken once per request, so that the token, the log's size
+    and the versions of one answer all come from one moment. Batches read
+    the database: thousands of ids asked once would push out the ones single
+    verifications keep asking about.
+    """
+
+    def __init__(self, cache: HotCache, reader: Reader):
+        super().__init__(reader)
+        self.cache = cache
+        self.state = cache.current(reader)
+
+    def caller(self, token: str) -> Caller | None:
+        state = self.state
+        if state is None:
+            return super().caller(token)
+        key = token_hash(token)
+        caller = state.callers.get(key)
+        if caller is None:
+            caller = super().caller(token)
+            if self._size != state.size:
+                # The database has moved on since the state was made: answer from it, not from memory.
+                self.state = None
+            elif caller is not None:
+                self.cache.keep(state.callers, key, caller)
+        return caller
+
+    def log_size(self) -> int:
+        return self.state.size if self.state is not None else super().log_size()
+
+    def versions(self, wanted: Iterable[str], size: int, statements: bool = False) -> dict[str, list[LicenceVersion]]:
+        wanted = list(wanted)
+        state = self.state
+        if state is None or size != state.size or not statements or len(set(wanted)) != 1:
+            return super().versions(wanted, size, statements)
+        identifier = wanted[0]
+        found = state.versions.get(identifier)
+        if found is None:
+            found = super().versions(wanted, size, statements)[identifier]
+            self.cache.keep(state.versions, identifier, found)
+        return {identifier: found}

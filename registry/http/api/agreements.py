@@ -1,10 +1,10 @@
 """Mutual recognition agreements, as the registry signed and logged them."""
 
 
-from .. import db
+from ...schemas import AgreementDetailSchema, AgreementListSchema
+from ...services import agreements
+from .. import context
 from ..auth import public
-from ..schemas import AgreementDetailSchema, AgreementListSchema
-from ..services import agreements
 from . import API_PREFIX, Blueprint
 
 blp = Blueprint("agreements", __name__, url_prefix=f"{API_PREFIX}/agreements",
@@ -16,7 +16,7 @@ blp = Blueprint("agreements", __name__, url_prefix=f"{API_PREFIX}/agreements",
 @public
 def list_agreements():
     """Every agreement's current record and signed statement, with its history."""
-    return {"items": agreements.listing(db.session())}
+    return {"items": agreements.listing(context.session())}
 
 
 @blp.route("/<agreement_id>")
@@ -24,4 +24,4 @@ def list_agreements():
 @public
 def get_agreement(agreement_id):
     """One agreement's current record and signed statement, with its history."""
-    return agreements.detail(db.session(), agreement_id)
+    return agreements.detail(context.session(), agreement_id)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection, Engine
 
-from .config import PROJECT_ROOT
+from ..config import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -2,13 +2,11 @@
 
 import gzip
 
-from flask import Response, current_app, request
+from flask import Response, request
 
-from .. import db
-from ..auth import public
-from ..crypto import keys, merkle, tiles
-from ..errors import NotFoundError, UnavailableError
-from ..schemas import (
+from ...crypto import keys, merkle, tiles
+from ...errors import NotFoundError, UnavailableError
+from ...schemas import (
     CheckpointQuerySchema,
     ConsistencyProofSchema,
     ConsistencyQuerySchema,
@@ -18,7 +16,9 @@ from ..schemas import (
     LogEntriesSchema,
     LogInfoSchema,
 )
-from ..services import log
+from ...services import log
+from .. import context
+from ..auth import public
 from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("log", __name__, url_prefix=f"{API_PREFIX}/log",
@@ -39,12 +39,12 @@ def _note(text: str) -> Response:
     return Response(text, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
 
 
-def _upper_nodes() -> log.UpperNodes:
-    return current_app.extensions["registry.log_nodes"]
+def _upper_nodes() -> log.NodeCache:
+    return context.runtime().proof_nodes
 
 
 def _latest():
-    checkpoint = log.latest_checkpoint(db.session())
+    checkpoint = log.latest_checkpoint(context.session())
     if checkpoint is None:
         raise UnavailableError("the log has no checkpoint yet; run `registry init`")
     return checkpoint
@@ -79,7 +79,7 @@ def checkpoint():
 @public
 def checkpoint_at(tree_size):
     """The checkpoint the registry signed at this tree size, if it signed one."""
-    return _note(log.checkpoint_at(db.session(), tree_size).note)
+    return _note(log.checkpoint_at(context.session(), tree_size).note)
 
 
 @blp.route("/entries")
@@ -90,7 +90,7 @@ def entries(start, limit):
     """Leaves from index ``start`` on, as logged."""
     return {"items": [
         {"index": e.idx, "leaf": e.leaf, "leaf_hash": log.b64(merkle.leaf_hash(e.leaf.encode()))}
-        for e in log.entries(db.session(), start, limit)
+        for e in log.entries(context.session(), start, limit)
     ]}
 
 
@@ -100,7 +100,7 @@ def entries(start, limit):
 @public
 def inclusion(index, tree_size):
     """Audit path of the leaf at ``index`` in the tree of ``tree_size``."""
-    digest, hashes = log.inclusion_proof(db.reader(), index, tree_size, _upper_nodes())
+    digest, hashes = log.inclusion_proof(context.reader(), index, tree_size, _upper_nodes())
     return {"index": index, "tree_size": tree_size, "leaf_hash": log.b64(digest),
             "hashes": [log.b64(h) for h in hashes]}
 
@@ -111,7 +111,7 @@ def inclusion(index, tree_size):
 @public
 def consistency(first, second):
     """Proof that the tree of ``second`` extends the tree of ``first``."""
-    hashes = log.consistency_proof(db.reader(), first, second, _upper_nodes())
+    hashes = log.consistency_proof(context.reader(), first, second, _upper_nodes())
     return {"first": first, "second": second, "hashes": [log.b64(h) for h in hashes]}
 
 
@@ -133,7 +133,7 @@ def _tile_response(data: bytes, tile: tiles.Tile) -> Response:
 def tile(level, index):
     """A hash tile (C2SP tlog-tiles): 256 hashes of one level of the tree, or the first W of a partial tile."""
     found = _parsed(tiles.parse_tile, level, index)
-    return _tile_response(log.tile_data(db.reader(), found), found)
+    return _tile_response(log.tile_data(context.reader(), found), found)
 
 
 @blp.route("/tile/entries/<path:index>")
@@ -142,7 +142,7 @@ def tile(level, index):
 def entry_bundle(index):
     """An entry bundle (C2SP tlog-tiles): 256 logged leaves, or the first W, each after its uint16 length."""
     found = _parsed(tiles.parse_bundle, index)
-    response = _tile_response(log.bundle_data(db.reader(), found), found)
+    response = _tile_response(log.bundle_data(context.reader(), found), found)
     # Leaves are JSON and compress some fivefold; the spec asks bundles to be compressed.
     response.vary.add("Accept-Encoding")
     if "gzip" in request.accept_encodings:

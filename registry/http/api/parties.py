@@ -1,10 +1,11 @@
 """Parties, their public keys, and key rotation by the party itself."""
 
 
-from .. import clock, db
+from ... import clock
+from ...schemas import JwkSetSchema, PartyKeySchema, PartyListSchema, PartySchema, StatementSchema
+from ...services import parties
+from .. import context
 from ..auth import current_caller, problem_ref, public, require
-from ..schemas import JwkSetSchema, PartyKeySchema, PartyListSchema, PartySchema, StatementSchema
-from ..services import parties
 from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("parties", __name__, url_prefix=f"{API_PREFIX}/parties",
@@ -16,7 +17,7 @@ blp = Blueprint("parties", __name__, url_prefix=f"{API_PREFIX}/parties",
 @public
 def list_parties():
     """Every party with its public keys and their validity."""
-    return {"items": parties.parties_json(db.session())}
+    return {"items": parties.parties_json(context.session())}
 
 
 @blp.route("/<code>")
@@ -24,7 +25,7 @@ def list_parties():
 @public
 def get_party(code):
     """One party with its public keys and their validity."""
-    return parties.parties_json(db.session(), code)[0]
+    return parties.parties_json(context.session(), code)[0]
 
 
 @blp.route("/<code>/jwks.json")
@@ -32,7 +33,7 @@ def get_party(code):
 @public
 def party_jwks(code):
     """The party's keys as a JWK set, old ones included so old statements stay verifiable."""
-    return parties.party_jwks(db.session(), code)
+    return parties.party_jwks(context.session(), code)
 
 
 @blp.route("/<code>/keys", methods=["POST"])
@@ -43,5 +44,5 @@ def party_jwks(code):
 @blp.response(201, PartyKeySchema)
 def change_key(body, code):
     """Add, retire or revoke one of the party's keys, signed with a current key (typ aeo-party-key+jws)."""
-    row = parties.change_key(db.session(), keyring(), current_caller().party, code, body["statement"], clock.now())
+    row = parties.change_key(context.session(), keyring(), current_caller().party, code, body["statement"], clock.now())
     return parties.key_json(row)

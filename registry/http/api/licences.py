@@ -2,9 +2,9 @@
 
 from flask import current_app
 
-from .. import clock, db
-from ..auth import current_caller, problem_ref, require
-from ..schemas import (
+from ... import clock
+from ...runtime.batches import BATCH_GC
+from ...schemas import (
     BatchLicenceFieldsSchema,
     BatchStatementSchema,
     LicenceDetailSchema,
@@ -16,8 +16,9 @@ from ..schemas import (
     PublishBatchSchema,
     StatementSchema,
 )
-from ..services import licences
-from ..services.batch_helper import BATCH_GC
+from ...services import licences
+from .. import context
+from ..auth import current_caller, problem_ref, require
 from . import API_PREFIX, Blueprint, json_body, keyring
 
 blp = Blueprint("licences", __name__, url_prefix=API_PREFIX,
@@ -48,7 +49,7 @@ PUBLISH_REFUSALS = {
 @blp.alt_response(201, schema=LicenceRecordSchema, description="a new licence")
 def put_licence(certificate):
     """Publish a licence version: a statement signed by the party, or plain fields signed with its hosted key."""
-    (result,), _ = licences.publish(db.session(), keyring(), current_caller().party,
+    (result,), _ = licences.publish(context.session(), keyring(), current_caller().party,
                                     [(certificate, json_body())], clock.now(), batch=False)
     return result.as_json(), 201 if result.created else 200
 
@@ -63,7 +64,7 @@ def publish_batch(body):
     """Publish many licence versions at once, all or nothing; errors are keyed licences.N.field."""
     limit = current_app.config["REGISTRY"].publish_batch_max
     items = [licences.split_certificate(item) for item in body["licences"]]
-    results, size = licences.publish(db.session(), keyring(), current_caller().party, items, clock.now(),
+    results, size = licences.publish(context.session(), keyring(), current_caller().party, items, clock.now(),
                                      batch=True, limit=limit)
     return {"licences": [r.as_json() for r in results], "tree_size": size}
 
@@ -73,7 +74,7 @@ def publish_batch(body):
 @blp.response(200, LicenceDetailSchema)
 def get_licence(certificate):
     """The current version of one of the party's licences, with every earlier version."""
-    return licences.get(db.session(), current_caller().party, certificate)
+    return licences.get(context.session(), current_caller().party, certificate)
 
 
 @blp.route("/licences")
@@ -82,7 +83,7 @@ def get_licence(certificate):
 @blp.response(200, LicencePageSchema)
 def list_licences(status=None, type=None, updated_since=None, limit=100, cursor=None):
     """The party's licences in log order, filtered and paged."""
-    return licences.list_page(db.session(), current_caller().party, status=status, type_=type,
+    return licences.list_page(context.session(), current_caller().party, status=status, type_=type,
                               updated_since=updated_since, limit=limit, cursor=cursor)
 
 

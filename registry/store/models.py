@@ -134,7 +134,7 @@ class LogEntry(Base):
 class LogNode(Base):
     """Hash of the complete subtree of 2**level leaves starting at idx * 2**level.
 
-    Stored in the order of ``merkle.node_key``, which puts the nodes of one
+    Stored in the order of ``store.nodes.node_key``, which puts the nodes of one
     proof together (migration 0005): on SQLite in the table itself, on
     PostgreSQL in the key's index, which carries the hash.
     """

@@ -9,16 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_smorest import Blueprint
 
-from . import db
-from .errors import ForbiddenError, RateLimitedError, UnauthorizedError
-from .ratelimit import client_key
-from .services import tokens
-from .services.tokens import Caller
+from ..errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from ..runtime.limits import client_key
+from ..services import tokens
+from ..services.tokens import Caller
+from . import context
 
 BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "a token from `registry token issue`"}
 
@@ -40,7 +39,7 @@ def client() -> str:
 
 def public_check_wait() -> int | None:
     """Count one trader self-check (API or page) for this client; seconds to wait if it is over the limit."""
-    return current_app.extensions["registry.public_checks"].hit(client())
+    return context.runtime().public_checks.hit(client())
 
 
 def problem_ref(description: str) -> dict:
@@ -48,12 +47,7 @@ def problem_ref(description: str) -> dict:
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
-# A view's own token check, made in the same round trip as a read it needs
-# (see verification.authenticate_one): (reader, token, the path's arguments).
-Lookup = Callable[[db.Reader, str, dict[str, Any]], Caller | None]
-
-
-def authenticate(lookup: Lookup | None = None) -> Caller:
+def authenticate() -> Caller:
     """The caller of the request's token; a valid token always gets through.
 
     Only failures are counted, per client and per token prefix; a failure
@@ -64,15 +58,10 @@ def authenticate(lookup: Lookup | None = None) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    caller = None
-    if scheme.lower() == "bearer" and token:
-        if lookup is None:
-            caller = tokens.authenticate(db.reader(), token)
-        else:
-            caller = lookup(db.reader(), token, request.view_args or {})
+    caller = context.lookups().caller(token) if scheme.lower() == "bearer" and token else None
     if caller is not None:
         return caller
-    failures = current_app.extensions["registry.auth_failures"]
+    failures = context.runtime().auth_failures
     # Per token prefix (as stored and listed) too: guesses at one token from
     # many addresses, or through a proxy that passes none on, count together.
     waits = [failures.hit(key) for key in (f"client:{client()}", f"token:{token[:tokens.PREFIX_CHARS]}")
@@ -88,13 +77,13 @@ def current_caller() -> Caller:
     return g.caller
 
 
-def require(*roles: str, party_bound: bool = False, lookup: Lookup | None = None) -> Callable:
-    """The view needs a token of one of ``roles``; ``lookup``, if given, checks the token."""
+def require(*roles: str, party_bound: bool = False) -> Callable:
+    """The view needs a token of one of ``roles``."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args, **kwargs):
-            caller = authenticate(lookup)
+            caller = authenticate()
             if caller.role not in roles:
                 raise ForbiddenError(f"a {caller.role} token cannot do this; it needs {' or '.join(roles)}")
             g.caller = caller

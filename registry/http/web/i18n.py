@@ -16,7 +16,7 @@ from flask import Flask, Response, g, request
 from flask_babel import Babel, format_date, format_datetime, format_decimal, format_timedelta, get_locale, lazy_pgettext
 from flask_babel import lazy_gettext as _l
 
-from ..domain.timefmt import parse_time
+from ...domain.timefmt import parse_time
 
 COOKIE = "lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600

@@ -2,46 +2,44 @@
 
 from flask import Response, current_app
 
-from .. import clock, db
-from ..auth import current_caller, public, public_check_wait, require
-from ..errors import InvalidInputError, RateLimitedError
-from ..schemas import (
+from ... import clock
+from ...errors import InvalidInputError, RateLimitedError
+from ...runtime.batches import BATCH_GC
+from ...schemas import (
     PublicCheckQuerySchema,
     PublicCheckSchema,
     VerificationAnswerSchema,
     VerifyBatchSchema,
     VerifyQuerySchema,
 )
-from ..services import verification
-from ..services.batch_helper import BATCH_GC
-from ..services.tokens import Caller
-from . import API_PREFIX, Blueprint, keyring
+from ...services import verification
+from .. import context
+from ..auth import current_caller, public, public_check_wait, require
+from . import API_PREFIX, Blueprint
 
 blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
                 description="Is this operator an AEO that my administration recognises?")
 
 
 def _signed(query: verification.Query) -> Response:
-    settings = current_app.config["REGISTRY"]
-    # The token lookup read the log's size; the answer is computed at exactly that size.
-    snapshot = verification.snapshot_at(current_app.extensions["registry.snapshots"], current_caller().tree_size,
-                                      db.session)
-    body = verification.answer_body(db.reader(), keyring(), query, snapshot, db.session, now=clock.now(),
-                                    ttl_seconds=settings.answer_ttl_seconds, prefetched=current_caller().prefetched,
-                                    helper=current_app.extensions.get("registry.batch_helper"))
+    """The signed answer, made at the log's size as read with the caller's token."""
+    settings, runtime, lookups = current_app.config["REGISTRY"], context.runtime(), context.lookups()
+    snapshot = runtime.snapshot_at(lookups.log_size(), context.session)
+    body = verification.answer(lookups, snapshot, runtime.keyring, query, now=clock.now(),
+                               ttl_seconds=settings.answer_ttl_seconds, parts=runtime.batches)
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.
     return current_app.response_class(body, mimetype="application/json",
                                       headers={"Cache-Control": f"private, max-age={settings.answer_ttl_seconds}"})
 
 
-def _token_and_versions(reader: db.Reader, token: str, path: dict) -> Caller | None:
-    return verification.authenticate_one(reader, token, path["operator_id"], db.database().hot)
+# The views return the answer's bytes as signed; the schema documents them.
+SIGNED_ANSWER = {"schema": VerificationAnswerSchema, "description": "the signed answer", "success": True}
 
 
 @blp.route("/verify/<operator_id>")
-@require("customs", "authority", lookup=_token_and_versions)
+@require("customs", "authority")
 @blp.arguments(VerifyQuerySchema, location="query", as_kwargs=True)
-@blp.response(200, VerificationAnswerSchema)
+@blp.alt_response(200, **SIGNED_ANSWER)
 def verify_one(operator_id, at=None, nonce=None, proofs=False):
     """Verify one operator, by its id or any alias, as the token's party, at ``at`` (default now)."""
     return _signed(verification.Query(current_caller().party, [operator_id], at, nonce,
@@ -52,7 +50,7 @@ def verify_one(operator_id, at=None, nonce=None, proofs=False):
 @BATCH_GC()  # the reading of the ids and the writing of the answer too
 @require("customs", "authority")
 @blp.arguments(VerifyBatchSchema)
-@blp.response(200, VerificationAnswerSchema)
+@blp.alt_response(200, **SIGNED_ANSWER)
 def verify_batch(body):
     """Verify up to 5,000 operators at once; results in the order asked.
 
@@ -82,4 +80,4 @@ def public_check(operator_id, certificate):
     wait = public_check_wait()
     if wait is not None:
         raise RateLimitedError("too many checks from this address; try again later", wait)
-    return verification.public_check(db.session(), operator_id, certificate, clock.now())
+    return verification.public_check(context.session(), operator_id, certificate, clock.now())

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
@@ -17,12 +17,13 @@ from marshmallow import Schema, ValidationError
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from .. import errors
+from ...crypto import ijson
+from ...errors import InvalidInputError
+from ...schemas import PATH_PARAMETERS, ProblemSchema
+from .. import problems
 from ..auth import BEARER_SCHEME, public
-from ..crypto import ijson
-from ..errors import PROBLEM_JSON, InvalidInputError
-from ..keyring import Keyring
-from ..schemas import PATH_PARAMETERS, ProblemSchema
+from ..context import keyring  # noqa: F401 - the views' way to the registry's keys
+from ..problems import PROBLEM_JSON
 
 API_PREFIX = "/api/v1"
 
@@ -118,10 +119,6 @@ class Blueprint(SmorestBlueprint):
         return super().route(rule, parameters=[*documented, *(parameters or [])], **options)
 
 
-def keyring() -> Keyring:
-    return current_app.extensions["registry.keyring"]
-
-
 def parse_body(raw: bytes) -> Any:
     """A request body read as I-JSON within the depth limit, or a 400 naming ``body``."""
     try:
@@ -176,5 +173,5 @@ def init_app(app: Flask) -> RegistryApi:
             app.view_functions[endpoint] = public(_plain(view))
     app.before_request(refuse_nul_characters)
     # Registered after flask-smorest's own handler, so these win.
-    errors.register(app)
+    problems.register(app)
     return api

@@ -5,12 +5,12 @@ from flask import Blueprint as FlaskBlueprint
 from flask import jsonify, send_from_directory
 from sqlalchemy import text
 
-from .. import db
+from ...errors import UnavailableError
+from ...keyring import KeyFileError
+from ...schemas import HealthSchema, JwkSetSchema
+from ...services import log
+from .. import context
 from ..auth import public
-from ..errors import UnavailableError
-from ..keyring import KeyFileError
-from ..schemas import HealthSchema, JwkSetSchema
-from ..services import log
 from . import Blueprint, keyring
 
 blp = Blueprint("service", __name__, description="Service health and the registry's keys")
@@ -30,14 +30,14 @@ def healthz():
 def readyz():
     """The database answers, the registry's keys load, and the stored log agrees with its last signed checkpoint."""
     try:
-        db.session().execute(text("SELECT tree_size FROM log_head")).scalar_one()
+        context.session().execute(text("SELECT tree_size FROM log_head")).scalar_one()
     except Exception as exc:  # any driver error means not ready
         raise UnavailableError("the database is not reachable or not initialised") from exc
     try:
         keyring().check()
     except KeyFileError as exc:
         raise UnavailableError("the registry's keys are missing or unreadable") from exc
-    problem = log.integrity_problem(db.reader(), db.session(), keyring().log_verifier, keyring().log_origin)
+    problem = log.integrity_problem(context.reader(), context.session(), keyring().log_verifier, keyring().log_origin)
     if problem is not None:
         raise UnavailableError(f"the log takes no writes: {problem}")
     return {"status": "ready"}

@@ -1,9 +1,10 @@
 """The change feed and offline snapshots, for partners (roles customs and authority)."""
 
-from .. import clock, db
+from ... import clock
+from ...schemas import FeedQuerySchema, FeedSchema, SnapshotQuerySchema, SnapshotSchema
+from ...services import feed
+from .. import context
 from ..auth import current_caller, require
-from ..schemas import FeedQuerySchema, FeedSchema, SnapshotQuerySchema, SnapshotSchema
-from ..services import feed
 from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("feed", __name__, url_prefix=API_PREFIX,
@@ -16,7 +17,7 @@ blp = Blueprint("feed", __name__, url_prefix=API_PREFIX,
 @blp.response(200, FeedSchema)
 def change_feed(after, limit):
     """Log entries after index ``after``, with statements where the caller may see them."""
-    return feed.feed(db.session(), current_caller().party, after, limit)
+    return feed.feed(context.session(), current_caller().party, after, limit)
 
 
 @blp.route("/snapshot")
@@ -25,4 +26,4 @@ def change_feed(after, limit):
 @blp.response(200, SnapshotSchema)
 def snapshot(party=None):
     """A signed snapshot for verifying without a connection (see `registry verify-offline`)."""
-    return feed.snapshot(db.session(), keyring(), current_caller().party, party, clock.now())
+    return feed.snapshot(context.session(), keyring(), current_caller().party, party, clock.now())
