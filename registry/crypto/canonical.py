@@ -16,7 +16,6 @@ byte equality with hypothesis.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
@@ -86,10 +85,3 @@ def canonical_json_typed(value: Any) -> bytes:
 
 def canonical_text(value: Any) -> str:
     return canonical_json(value).decode()
-
-
-def is_canonical(raw: bytes) -> bool:
-    try:
-        return canonical_json(json.loads(raw)) == raw
-    except (ValueError, rfc8785.CanonicalizationError):
-        return False

@@ -202,17 +202,11 @@ def _check_ed25519(text: str, public: Ed25519PublicKey) -> None:
         raise JWSError("signature does not verify") from exc
 
 
-def verify_signature(envelope: Envelope, public: Ed25519PublicKey) -> None:
-    """The Ed25519 check of an opened envelope with a raw ``cryptography`` key.
+def signature_holds(text: str, public_raw: bytes) -> bool:
+    """Whether the Ed25519 signature of a compact JWS holds under a raw 32-byte public key.
 
     What ``verify_envelope`` checks of the signature, without joserfc's key
     objects, so that audit can verify cheaply and in worker processes.
-    """
-    _check_ed25519(envelope.text, public)
-
-
-def signature_holds(text: str, public_raw: bytes) -> bool:
-    """Whether the Ed25519 signature of a compact JWS holds under a raw 32-byte public key.
 
     Only the signature: the caller opened the envelope (``open_envelope``)
     and checked its header and kid.

@@ -245,12 +245,6 @@ class NotifiedCache(HotCache):
             self.rounds += 1
             self.round_done.notify_all()
 
-    def wait_rounds(self, count: int, timeout: float = 10.0) -> bool:
-        """Wait until the listener has made ``count`` more rounds (for tests and tools)."""
-        with self.round_done:
-            target = self.rounds + count
-            return self.round_done.wait_for(lambda: self.rounds >= target, timeout)
-
 
 def make_cache(database: Database) -> HotCache | None:
     """The verification cache that suits the database: notified on PostgreSQL, polled on SQLite."""
