@@ -2,7 +2,8 @@
 
 Two workers of four threads suit a 2-core machine: verification is short and
 CPU-bound (a lookup and an Ed25519 signature), and threads overlap database
-waits. Override with GUNICORN_CMD_ARGS, e.g. "--workers 4".
+waits. Override with GUNICORN_CMD_ARGS, e.g. "--workers 4". Behind the
+reverse proxy (deploy/README.md), run one instance of REGISTRY_WORKERS=1 per core.
 """
 
 import os
