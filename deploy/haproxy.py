@@ -41,19 +41,20 @@ def binary() -> str | None:
 
 
 def render(instances: Sequence[str], *, binds: Sequence[str] = (), tls_binds: Sequence[str] = (),
-           cert: str | None = None, maxconn: int = 4, stats: str | None = None, admin_socket: str | None = None,
-           log: str | None = None, user: str | None = None, chroot: str | None = None) -> str:
+           cert: str | None = None, maxconn: int = 4, threads: int = 1, stats: str | None = None,
+           admin_socket: str | None = None, log: str | None = None, user: str | None = None,
+           chroot: str | None = None) -> str:
     """The configuration's text. ``instances`` are HOST:PORT of gunicorn masters; ``binds`` plain HTTP
     addresses, ``tls_binds`` HTTPS ones (with ``cert``, a PEM of certificate chain and key); ``maxconn``
-    requests at once per instance (its workers × threads)."""
+    requests at once per instance (its workers × threads); ``threads`` HAProxy's own."""
     if not instances:
         raise ValueError("at least one instance")
     if not binds and not tls_binds:
         raise ValueError("at least one address to listen on")
     if tls_binds and not cert:
         raise ValueError("an HTTPS address needs a certificate")
-    if maxconn < 1:
-        raise ValueError("maxconn must be at least 1")
+    if maxconn < 1 or threads < 1:
+        raise ValueError("maxconn and threads must be at least 1")
     global_lines = []
     if user:
         global_lines += [f"user {user}", f"group {user}"]
@@ -95,7 +96,7 @@ def render(instances: Sequence[str], *, binds: Sequence[str] = (), tls_binds: Se
     # A placeholder stands on a line of its own, which goes when it is left empty.
     text = re.sub(r"^@([A-Z]+)@\n", lambda match: "".join(line + "\n" for line in lines[match.group(1)]),
                   TEMPLATE.read_text(), flags=re.MULTILINE)
-    return text.replace("@MAXCONN@", str(maxconn))
+    return text.replace("@MAXCONN@", str(maxconn)).replace("@THREADS@", str(threads))
 
 
 def _indented(lines: list[str]) -> list[str]:
@@ -127,6 +128,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cert", metavar="PEM", help="certificate chain and private key in one PEM file")
     parser.add_argument("--maxconn", type=int, default=4,
                         help="requests at once per instance: its REGISTRY_WORKERS × REGISTRY_THREADS (default 4)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="HAProxy's threads (default 1, for a machine it shares with the instances)")
     parser.add_argument("--stats", metavar="ADDRESS",
                         help="a local address for /stats, /metrics and /health, e.g. 127.0.0.1:8404")
     parser.add_argument("--admin-socket", metavar="PATH", help="HAProxy's runtime API (`show stat`, drain)")
@@ -141,8 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         text = render(args.instance, binds=args.bind, tls_binds=args.tls_bind, cert=args.cert,
-                      maxconn=args.maxconn, stats=args.stats, admin_socket=args.admin_socket, log=args.log,
-                      user=args.user, chroot=args.chroot)
+                      maxconn=args.maxconn, threads=args.threads, stats=args.stats,
+                      admin_socket=args.admin_socket, log=args.log, user=args.user, chroot=args.chroot)
     except ValueError as exc:
         print(f"deploy.haproxy: {exc}", file=sys.stderr)
         return 2
