@@ -92,7 +92,8 @@ lint: install
 	$(BIN)/ruff check registry tests bench deploy
 
 # The benchmark (bench/README.md): BENCH_N licences (default 100000) on SQLite
-# and PostgreSQL; figures in bench/results/. BENCH_N=1000000 for the full run.
+# and PostgreSQL, served by two gunicorn instances behind HAProxy (deploy/);
+# figures in bench/results/. BENCH_N=1000000 for the full run.
 BENCH_N ?= 100000
 BENCH_BACKENDS ?= sqlite postgresql
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | sha1sum | cut -c1-12)
@@ -102,7 +103,7 @@ $(BENCH_STAMP): requirements-bench.txt | $(STAMP)
 	rm -f $(VENV)/.bench-*
 	touch $(BENCH_STAMP)
 
-bench-install: install $(BENCH_STAMP)
+bench-install: install $(BENCH_STAMP) proxy-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 bench: bench-install
