@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from deploy import haproxy
@@ -83,56 +84,75 @@ def _memory(peaks: dict[int, dict[str, int]], helper_peaks: dict[int, dict[str, 
             "helper_peak_rss_mb": max((h["peak_rss_mb"] for h in helpers), default=None)}
 
 
-def _stop_group(process: subprocess.Popen | None, timeout: float) -> None:
-    """SIGTERM to the process's session (a master and its workers), SIGKILL if it outlasts ``timeout``."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+class _Server:
+    """A server process in a session of its own (with its children), its output in ``log_file``."""
+
+    name = "server"
+    stop_seconds = 10  # how long it may take to stop before SIGKILL
+
+    def __init__(self, log_file: Path):
+        self.log_file = log_file
+        self.process: subprocess.Popen | None = None
+
+    def _launch(self, command: list[str], **options) -> None:
+        with self.log_file.open("ab") as handle:
+            self.process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                                            **options)
+
+    def _wait(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        """Until ``ready()`` (an OSError counts as not yet); a server that exits or takes too long fails."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"{self.name} exited with {self.process.returncode}; see {self.log_file}")
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise ServerError(f"{self.name} did not {what} in {timeout} s; see {self.log_file}")
+
+    def stop(self) -> None:
+        """SIGTERM to the session, SIGKILL if it outlasts ``stop_seconds``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=self.stop_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
 
-class Gunicorn:
+class Gunicorn(_Server):
     """One registry instance: a gunicorn master and its workers on a port of its own."""
 
+    name = "gunicorn"
+    stop_seconds = 35  # past graceful_timeout
+
     def __init__(self, root: Path, env: dict[str, str], port: int, log_file: Path):
+        super().__init__(log_file)
         self.root = root
         self.env = env
         self.port = port
-        self.log_file = log_file
-        self.process: subprocess.Popen | None = None
         self.peaks: dict[int, dict[str, int]] = {}  # worker pid -> highest of each figure seen, kB
         self.helper_peaks: dict[int, dict[str, int]] = {}  # the same for the workers' batch helpers
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
 
     def start(self, timeout: float = 60) -> None:
-        env = {**self.env, "REGISTRY_BIND": f"127.0.0.1:{self.port}"}
-        handle = self.log_file.open("ab")
-        # Its own session, so that stop() can end the master and every worker together. No control
-        # socket: every instance's would be the same path, each taking it over from the one before.
-        self.process = subprocess.Popen(
-            [str(self.root / ".venv/bin/gunicorn"), "--config", "gunicorn.conf.py", "--no-control-socket",
-             "wsgi:app"],
-            cwd=self.root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-        handle.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(f"gunicorn exited with {self.process.returncode}; see {self.log_file}")
-            try:
-                if _get("127.0.0.1", self.port, "/readyz")[0] == 200 and len(self.workers()) >= 1:
-                    self._start_sampling()
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise ServerError(f"gunicorn did not become ready in {timeout} s; see {self.log_file}")
+        # No control socket: every instance's would be the same path, each taking it over from the one before.
+        self._launch([str(self.root / ".venv/bin/gunicorn"), "--config", "gunicorn.conf.py", "--no-control-socket",
+                      "wsgi:app"], cwd=self.root, env={**self.env, "REGISTRY_BIND": f"127.0.0.1:{self.port}"})
+        self._wait(lambda: _get("127.0.0.1", self.port, "/readyz")[0] == 200 and len(self.workers()) >= 1,
+                   "become ready", timeout)
+        self._start_sampling()
 
     def workers(self) -> list[int]:
         return _children(self.process.pid) if self.process else []
@@ -162,23 +182,21 @@ class Gunicorn:
         self._sampling.clear()
         if self._sampler is not None:
             self._sampler.join(timeout=5)
-        _stop_group(self.process, timeout=35)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        super().stop()
 
 
-class HAProxy:
+class HAProxy(_Server):
     """HAProxy with deploy/'s configuration, in front of the instances."""
 
+    name = "HAProxy"
+
     def __init__(self, instances: list[str], port: int, folder: Path, maxconn: int):
+        super().__init__(folder / "haproxy.log")
         self.instances = instances
         self.port = port
         self.maxconn = maxconn
         self.admin_socket = folder / "haproxy.sock"
         self.config = folder / "haproxy.cfg"
-        self.log_file = folder / "haproxy.log"
-        self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> None:
         binary = haproxy.binary()
@@ -186,32 +204,14 @@ class HAProxy:
             raise ServerError("HAProxy is not installed (Debian package haproxy; `make bench` installs it)")
         self.config.write_text(haproxy.render(self.instances, binds=[f"127.0.0.1:{self.port}"],
                                               maxconn=self.maxconn, admin_socket=str(self.admin_socket)))
-        handle = self.log_file.open("ab")
-        self.process = subprocess.Popen([binary, "-db", "-f", str(self.config)], stdout=handle,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        handle.close()
+        self._launch([binary, "-db", "-f", str(self.config)])
         # Every instance is ready already; HAProxy knows once its health check said so.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(f"HAProxy exited with {self.process.returncode}; see {self.log_file}")
-            try:
-                if all(row["check_status"] == "L7OK" for row in haproxy.instances(self.admin_socket).values()):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise ServerError(f"HAProxy did not see every instance up in {timeout} s; see {self.log_file}")
+        self._wait(lambda: all(row["check_status"] == "L7OK" for row in haproxy.instances(self.admin_socket).values()),
+                   "see every instance ready", timeout)
 
     def requests(self) -> dict[str, int]:
         """How many requests HAProxy has sent to each instance so far, by address."""
         return {name: int(row["stot"]) for name, row in haproxy.instances(self.admin_socket).items()}
-
-    def stop(self) -> None:
-        _stop_group(self.process, timeout=10)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
 
 class Site:

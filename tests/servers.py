@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,25 @@ def free_port() -> int:
     raise RuntimeError("no free port in 5100-5199")
 
 
+def _wait_ready(server: Gunicorn | HAProxy, output: Path, ready: Callable[[], bool]) -> None:
+    """Until ``ready()`` (an OSError counts as not yet); a server that exits or does not get ready is stopped
+    (no ``__exit__`` follows a failed ``__enter__``) and fails the test with what it printed."""
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            assert server.process.poll() is None, output.read_text()
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)  # waiting for a process to come up, not for time to pass
+        raise AssertionError(f"{type(server).__name__} did not get ready:\n{output.read_text()}")
+    except BaseException:
+        server.stop()
+        raise
+
+
 class Gunicorn:
     """``gunicorn --config gunicorn.conf.py wsgi:app`` on a port of its own."""
 
@@ -90,20 +110,8 @@ class Gunicorn:
                  # Several test servers at once must not share the control socket in $HOME.
                  "--no-control-socket", "wsgi:app"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + READY_SECONDS
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, self.output.read_text()
-                try:
-                    if request("GET", f"{self.url}{self.up}")[0] == 200:
-                        return self
-                except OSError:
-                    pass
-                time.sleep(0.1)  # waiting for a process to come up, not for time to pass
-            raise AssertionError(f"gunicorn did not get ready:\n{self.output.read_text()}")
-        except BaseException:
-            self.stop()  # no __exit__ follows a failed __enter__
-            raise
+        _wait_ready(self, self.output, lambda: request("GET", f"{self.url}{self.up}")[0] == 200)
+        return self
 
     def kill(self) -> None:
         """SIGKILL to the master and every worker at once: a crash, nothing flushed or finished."""
@@ -157,20 +165,14 @@ class HAProxy:
         with output.open("a") as log:
             self.process = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
-        try:
-            deadline = time.monotonic() + READY_SECONDS
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, output.read_text()
-                try:
-                    self.stats()
-                    socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
-                    return self
-                except OSError:
-                    time.sleep(0.05)  # waiting for a process to come up, not for time to pass
-            raise AssertionError(f"HAProxy did not start:\n{output.read_text()}")
-        except BaseException:
-            self.stop()
-            raise
+
+        def listening() -> bool:
+            self.stats()
+            socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+            return True
+
+        _wait_ready(self, output, listening)
+        return self
 
     def stats(self) -> dict[str, dict[str, str]]:
         """Each instance's row of HAProxy's statistics, by address."""
