@@ -84,7 +84,8 @@ def markdown(results: dict[str, Any]) -> str:
         + (f" Conditions: {results['label']}." if results.get("label") else ""),
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, Linux {m['kernel']}; "
-        f"Python {m['python']}, SQLite {m['sqlite']}, PostgreSQL {m['postgresql']}, {m['wrk']}; "
+        f"Python {m['python']}, SQLite {m['sqlite']}, PostgreSQL {m['postgresql']}, {m['wrk']}"
+        f"{', ' + m['haproxy'] if m.get('haproxy') else ''}; "
         f"load average at start {m['load_average_at_start']}; commit {m['commit']}.",
         "",
         f"Server: {_server(results['settings'])}, REGISTRY_ENV=production, "
