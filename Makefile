@@ -12,7 +12,7 @@ PORT ?= 8000
 FUZZ_EXAMPLES ?= 500
 FUZZ_DB ?= sqlite
 
-.PHONY: install run serve demo test test-sqlite test-postgresql test-browser browser-deps translations fuzz lint bench bench-install clean
+.PHONY: install run serve demo test test-sqlite test-postgresql test-browser browser-deps proxy-deps translations fuzz lint bench bench-install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ serve: install
 # The browser tests drive Debian's Chromium through Playwright; nothing
 # downloads a browser. They run in the SQLite pass only: the pages call the
 # same services on both databases, and tests/test_web.py covers them there.
-test: install node_modules/.package-lock.json browser-deps
+test: install node_modules/.package-lock.json browser-deps proxy-deps
 	$(BIN)/pytest -q --db=sqlite
 	$(BIN)/pytest -q --db=postgresql -m "not browser"
 
@@ -53,6 +53,17 @@ browser-deps:
 		echo "installing Debian's chromium and fonts-dejavu-core for the browser tests"; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; \
+	fi
+
+# Debian's HAProxy, the reverse proxy of deploy/, for tests/test_proxy.py and
+# make bench; installed only when missing.
+HAPROXY := /usr/sbin/haproxy
+
+proxy-deps:
+	@if [ ! -x $(HAPROXY) ]; then \
+		echo "installing Debian's haproxy for the proxy tests and the benchmark"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy; \
 	fi
 
 test-sqlite: install
@@ -78,10 +89,11 @@ fuzz: install
 	REGISTRY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --db=$(FUZZ_DB) tests/test_fuzz.py
 
 lint: install
-	$(BIN)/ruff check registry tests bench
+	$(BIN)/ruff check registry tests bench deploy
 
 # The benchmark (bench/README.md): BENCH_N licences (default 100000) on SQLite
-# and PostgreSQL; figures in bench/results/. BENCH_N=1000000 for the full run.
+# and PostgreSQL, served by two gunicorn instances behind HAProxy (deploy/);
+# figures in bench/results/. BENCH_N=1000000 for the full run.
 BENCH_N ?= 100000
 BENCH_BACKENDS ?= sqlite postgresql
 BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements-bench.txt | sha1sum | cut -c1-12)
@@ -91,7 +103,7 @@ $(BENCH_STAMP): requirements-bench.txt | $(STAMP)
 	rm -f $(VENV)/.bench-*
 	touch $(BENCH_STAMP)
 
-bench-install: install $(BENCH_STAMP)
+bench-install: install $(BENCH_STAMP) proxy-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 bench: bench-install

@@ -2,15 +2,15 @@
 
 Two workers of four threads suit a 2-core machine: verification is short and
 CPU-bound (a lookup and an Ed25519 signature), and threads overlap database
-waits. Override with GUNICORN_CMD_ARGS, e.g. "--workers 4".
+waits. Override with GUNICORN_CMD_ARGS, e.g. "--workers 4". Behind the
+reverse proxy (deploy/README.md), run one instance of REGISTRY_WORKERS=1 per core.
 """
 
 import os
 
 workers = int(os.environ.get("REGISTRY_WORKERS", "2"))
 threads = int(os.environ.get("REGISTRY_THREADS", "4"))
-# gthread, taking new connections in turn with the other workers (registry/serving.py).
-worker_class = "registry.serving.FairThreadWorker"
+worker_class = "gthread"
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8000")
 timeout = 60
 graceful_timeout = 30
@@ -20,12 +20,10 @@ keepalive = 5
 # requests a second this machine serves, 100,000 meant every half minute).
 max_requests = 1_000_000
 max_requests_jitter = 100_000
-# The workers share the master's socket and take its connections in turn
-# (registry/serving.py), so a few long-lived connections (a partner's pool, a
-# proxy's upstream pool, wrk's 16) are spread evenly. Per-worker sockets
-# (reuse_port) spread them by a hash of their ports: 10 to 16 of 16 on one
-# worker about half the time, whose answers were then the slow ones.
-# on_starting keeps "address in use" a clear error.
+# The workers share the master's socket and the kernel decides which takes a
+# new connection, so a few long-lived ones may gather on one worker. Spreading
+# them is the reverse proxy's job (least connections over instances of one
+# worker each, deploy/README.md). on_starting keeps "address in use" a clear error.
 accesslog = "-" if os.environ.get("REGISTRY_ACCESS_LOG", "") else None
 errorlog = "-"
 # Neither the request line nor headers carry tokens in logs: only the path is logged.

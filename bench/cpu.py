@@ -3,9 +3,9 @@
 Both targets that compare verify with /healthz are about CPU: server, load
 generator and (on PostgreSQL) database share two cores. This splits each
 round's CPU time between the server's workers, their batch helpers, the
-PostgreSQL server's processes (every backend included), wrk, and the rest
-of the machine (the kernel's network work done outside any process, other
-services), from the kernel's own counters. ``stolen`` is time the
+reverse proxy (HAProxy), the PostgreSQL server's processes (every backend
+included), wrk, and the rest of the machine (the kernel's network work done
+outside any process, other services), from the kernel's own counters. ``stolen`` is time the
 hypervisor gave to other guests while this one had work. A host that
 slows the cores down instead (other guests on the same caches) does not
 show there: it shows as more CPU per request for the same work.
@@ -63,7 +63,7 @@ class Meter:
     process first seen at the end counts from zero. The load generator is
     this process's child, waited for before ``stop``: its CPU comes from
     the kernel's account of finished children, so ``wrk`` also holds any
-    other child waited for meanwhile (the bench's one ``ss`` per round).
+    other child waited for meanwhile (none in the bench).
     """
 
     def __init__(self, kinds: Callable[[], dict[str, list[int]]]):

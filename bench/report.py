@@ -25,8 +25,8 @@ ROWS = (
     ("verify, req/s", ("http", "verify", "rps")),
     ("verify p50 / p99, ms", (("http", "verify", "p50_ms"), ("http", "verify", "p99_ms"))),
     ("verify / healthz", ("http", "verify_over_healthz")),
-    *((f"CPU per {name} request, µs: whole machine / server workers / database server / wrk / rest",
-       tuple(("http", name, "cpu", kind) for kind in ("machine", "workers", "database", "wrk", "rest")))
+    *((f"CPU per {name} request, µs: whole machine / server workers / HAProxy / database server / wrk / rest",
+       tuple(("http", name, "cpu", kind) for kind in ("machine", "workers", "proxy", "database", "wrk", "rest")))
       for name in ("healthz", "verify")),
     ("machine busy during verify, cores / share stolen by the host",
      (("http", "verify", "cpu", "cores"), ("http", "verify", "cpu", "stolen"))),
@@ -84,11 +84,11 @@ def markdown(results: dict[str, Any]) -> str:
         + (f" Conditions: {results['label']}." if results.get("label") else ""),
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, Linux {m['kernel']}; "
-        f"Python {m['python']}, SQLite {m['sqlite']}, PostgreSQL {m['postgresql']}, {m['wrk']}; "
+        f"Python {m['python']}, SQLite {m['sqlite']}, PostgreSQL {m['postgresql']}, {m['wrk']}"
+        f"{', ' + m['haproxy'] if m.get('haproxy') else ''}; "
         f"load average at start {m['load_average_at_start']}; commit {m['commit']}.",
         "",
-        f"Server: gunicorn with gunicorn.conf.py, {results['settings']['workers']} workers × "
-        f"{results['settings']['threads']} threads, REGISTRY_ENV=production, "
+        f"Server: {_server(results['settings'])}, REGISTRY_ENV=production, "
         f"REGISTRY_BATCH_HELPER={results['settings'].get('batch_helper', 'false (before it existed)')}; wrk "
         f"{results['settings']['wrk_threads']} threads, {results['settings']['connections']} connections, "
         f"{results['settings']['rounds']} alternating rounds of {results['settings']['wrk_seconds']} s "
@@ -113,6 +113,15 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _server(settings: dict[str, Any]) -> str:
+    workers = settings["workers"]
+    shape = f"{workers} worker{'' if workers == 1 else 's'} × {settings['threads']} threads"
+    if not settings.get("instances"):  # runs before the proxy: one master, its workers taking turns
+        return f"gunicorn with gunicorn.conf.py, {shape}"
+    return (f"{settings['instances']} gunicorn instances (gunicorn.conf.py) of {shape} each, "
+            f"behind {settings['proxy']}")
+
+
 def _peers(results: dict[str, Any], backends: list[str], names: dict[str, str]) -> list[str]:
     peers = results.get("peers") or {}
     if not peers:
@@ -125,7 +134,7 @@ def _peers(results: dict[str, Any], backends: list[str], names: dict[str, str]) 
         name = names[backend]
         healthz = _get(figures, ("http", "healthz", "rps"))
         verify = _get(figures, ("http", "verify", "rps"))
-        lines.append(f"| bare /healthz, same app and gunicorn ({name}) | {_fmt(healthz)} req/s | "
+        lines.append(f"| bare /healthz, same app and server ({name}) | {_fmt(healthz)} req/s | "
                      f"verify {_fmt(verify)} req/s | {_fmt(_get(figures, ('http', 'verify_over_healthz')))} |")
         if sign:
             rate = _get(figures, ("publish", "licences_per_second"))

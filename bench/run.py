@@ -2,11 +2,13 @@
 
 Per backend (SQLite, PostgreSQL): a fresh database and keys; ``registry demo``
 (parties with hosted keys, agreements, tokens); N licences through the real
-bulk path (``registry import``, one CSV per party); then gunicorn with the
-project's gunicorn.conf.py in production mode, driven by wrk (/healthz and
-/verify alternating, 16 connections); verify batches and log proofs over HTTP;
-peak memory per worker; and ``registry audit`` over the whole log. Peers from
-PEERS.md run beside it. Figures go to bench/results/ as JSON and Markdown.
+bulk path (``registry import``, one CSV per party); then two registry
+instances (gunicorn masters with the project's gunicorn.conf.py, one worker
+each, production mode) behind HAProxy with deploy/'s configuration, driven
+through the proxy by wrk (/healthz and /verify alternating, 16 connections);
+verify batches and log proofs over HTTP; peak memory per worker; and
+``registry audit`` over the whole log. Peers from PEERS.md run beside it.
+Figures go to bench/results/ as JSON and Markdown.
 
 Everything it starts (servers, databases) is stopped and dropped on the way
 out, also on errors and on Ctrl-C; any error fails the run with a non-zero exit.
@@ -35,13 +37,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from deploy import haproxy
+
 from . import cpu, datagen, peers, report, wrk
-from .server import Gunicorn, disk_read_bytes, request
+from .server import Site, disk_read_bytes, request
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
-SPLIT_ATTEMPTS = 5  # tries of a wrk round that lands every connection on one worker
 WARM_UP_ASKS = 5  # /verify warm-up requests, in multiples of the id pool's size
 WARM_UP_ROUNDS = 10  # the most wrk rounds the /verify warm-up may take
 SERVER_SHAPE = ("REGISTRY_WORKERS", "REGISTRY_THREADS", "REGISTRY_BATCH_HELPER", "REGISTRY_BATCH_SPLIT_MIN",
@@ -91,6 +94,7 @@ def machine() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "postgresql": postgres,
         "wrk": _wrk_version(),
+        "haproxy": _haproxy_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "commit": commit + ("+dirty" if dirty else ""),
     }
@@ -104,15 +108,31 @@ def _wrk_version() -> str:
     return (out.stdout or out.stderr).split("\n")[0].strip()
 
 
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
+def _haproxy_version() -> str:
+    binary = haproxy.binary()
+    if not binary:
+        return "missing"
+    return subprocess.run([binary, "-v"], capture_output=True, text=True, check=False).stdout.split(" - ")[0].strip()
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` ports free now in 5200-5299: each probe holds its port until all are found."""
+    probes: list[socket.socket] = []
+    try:
+        for port in PORTS:
+            probe = socket.socket()
             try:
                 probe.bind(("127.0.0.1", port))
-                return port
             except OSError:
+                probe.close()
                 continue
-    raise BenchError("no free port in 5200-5299")
+            probes.append(probe)
+            if len(probes) == count:
+                return [probe.getsockname()[1] for probe in probes]
+        raise BenchError(f"fewer than {count} free ports in 5200-5299")
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 # --- databases --------------------------------------------------------------------------
@@ -170,9 +190,12 @@ class BackendRun:
             "REGISTRY_LOG_ORIGIN": "aeo-registry.bench/log",
             "REGISTRY_SECRET_KEY": secrets.token_urlsafe(48),
             "REGISTRY_LOG_LEVEL": "WARNING",
+            # Each instance is one worker behind the proxy, which it trusts for the client's address.
+            "REGISTRY_WORKERS": os.environ.get("REGISTRY_WORKERS", "1"),
+            "REGISTRY_PROXY_HOPS": "1",
         }
         self.rng = random.Random(f"{args.seed}-{backend}")
-        self.server: Gunicorn | None = None
+        self.server: Site | None = None
         self.cleanups = cleanups
         self.figures: dict[str, Any] = {"backend": backend}
 
@@ -248,12 +271,14 @@ class BackendRun:
     # --- serving -----------------------------------------------------------------------
 
     def serve(self) -> None:
-        port = free_port()
-        self.server = Gunicorn(ROOT, {**self.env, "REGISTRY_ENV": "production"}, port,
-                               self.folder / "gunicorn.log")
+        ports = free_ports(1 + self.args.instances)
+        self.server = Site(ROOT, {**self.env, "REGISTRY_ENV": "production"}, ports, self.folder,
+                           maxconn=int(self.env["REGISTRY_WORKERS"]) * int(self.env.get("REGISTRY_THREADS", "4")))
         self.cleanups.append(self.server.stop)
         self.server.start()
-        log(f"{self.backend}: gunicorn on port {port}, workers {self.server.workers()}")
+        port = self.server.port
+        log(f"{self.backend}: HAProxy on port {port} (pid {self.server.proxy.process.pid}) in front of "
+            f"gunicorn on {', '.join(str(i.port) for i in self.server.instances)}, workers {self.server.workers()}")
         status, body = self.server.get("/api/v1/log")
         if status != 200:
             raise BenchError(f"/api/v1/log answered {status}")
@@ -268,7 +293,7 @@ class BackendRun:
         self.proofs(info["tree_size"])
         self.figures["memory"] = self.server.memory()
         if not self.server.alive():
-            raise BenchError("gunicorn died during the run")
+            raise BenchError("HAProxy or a gunicorn master died during the run")
         self.server.stop()
 
     def check_answers(self) -> None:
@@ -308,26 +333,22 @@ class BackendRun:
                 break
         rounds: dict[str, list[wrk.Figures]] = {"healthz": [], "verify": []}
         meter = cpu.Meter(lambda: {"workers": self.server.workers(), "helpers": self.server.helpers(),
-                                   "database": cpu.database_pids()})
+                                   "proxy": self.server.proxy_pids(), "database": cpu.database_pids()})
         for number in range(self.args.rounds):
             for name, script in scripts.items():
-                profile = self.args.profile and name == "verify" and number == 0
-                for attempt in range(1, SPLIT_ATTEMPTS + 1):
-                    spy = self._profile_server(seconds) if profile else None
-                    meter.start()
-                    figures = wrk.run(url, script, seconds=seconds, split=self.server.split)
-                    figures.cpu = meter.stop(figures.requests)
-                    if spy is not None:
-                        spy.wait(timeout=60)
-                    log(f"{self.backend}: {name} round {number + 1}: {figures.rps:,.0f} req/s, "
-                        f"p50 {figures.p50_ms} ms, p99 {figures.p99_ms} ms, non-2xx {figures.non_2xx}, "
-                        f"connections per worker {figures.split}, CPU µs per request {figures.cpu}")
-                    if not _one_sided(figures.split) or attempt == SPLIT_ATTEMPTS:
-                        break
-                    # Every connection on one worker measures one worker on one
-                    # core, not the server: the round is made again (see README).
-                    log(f"{self.backend}: {name} round {number + 1}: every connection on one worker; again")
-                    time.sleep(2)
+                spies = self._profile_server(seconds) if self.args.profile and name == "verify" and number == 0 \
+                    else []
+                before = self.server.per_instance()
+                meter.start()
+                figures = wrk.run(url, script, seconds=seconds)
+                figures.cpu = meter.stop(figures.requests)
+                after = self.server.per_instance()
+                figures.per_instance = [after[instance] - before.get(instance, 0) for instance in sorted(after)]
+                for spy in spies:
+                    spy.wait(timeout=60)
+                log(f"{self.backend}: {name} round {number + 1}: {figures.rps:,.0f} req/s, "
+                    f"p50 {figures.p50_ms} ms, p99 {figures.p99_ms} ms, non-2xx {figures.non_2xx}, "
+                    f"requests per instance {figures.per_instance}, CPU µs per request {figures.cpu}")
                 rounds[name].append(figures)
                 if figures.non_2xx or figures.errors:
                     raise BenchError(f"{name}: {figures.non_2xx} non-2xx answers, {figures.errors} socket errors")
@@ -336,12 +357,14 @@ class BackendRun:
             self.figures["http"]["verify"]["rps"] / self.figures["http"]["healthz"]["rps"], 3)
         self.figures["http"]["verify_warm_up_requests"] = asked
 
-    def _profile_server(self, seconds: int) -> subprocess.Popen:
-        out = self.folder / "profile-verify.speedscope.json"
-        return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(self.server.process.pid),
-                                 "--subprocesses", "--nonblocking", "--format", "speedscope", "--rate", "50",
-                                 "--duration", str(seconds), "-o", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def _profile_server(self, seconds: int) -> list[subprocess.Popen]:
+        """py-spy on each instance's master and its workers, a file per instance."""
+        return [subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(instance.process.pid),
+                                  "--subprocesses", "--nonblocking", "--format", "speedscope", "--rate", "50",
+                                  "--duration", str(seconds),
+                                  "-o", str(self.folder / f"profile-verify-{instance.port}.speedscope.json")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for instance in self.server.instances]
 
     def batches(self) -> None:
         results = {}
@@ -429,10 +452,6 @@ class BackendRun:
             engine.dispose()
 
 
-def _one_sided(split: list[int] | None) -> bool:
-    return split is not None and len(split) > 1 and split[1] == 0
-
-
 def _timings(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {"median_ms": round(statistics.median(ordered), 2), "min_ms": round(ordered[0], 2),
@@ -463,6 +482,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wrk-seconds", type=int, default=int(os.environ.get("BENCH_WRK_SECONDS", "15")))
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")),
                         help="alternating healthz/verify wrk rounds")
+    parser.add_argument("--instances", type=int, default=int(os.environ.get("BENCH_INSTANCES", "2")),
+                        help="registry instances (gunicorn masters) behind HAProxy (default 2; BENCH_INSTANCES)")
     parser.add_argument("--batch-repeats", type=int, default=5)
     parser.add_argument("--proof-repeats", type=int, default=50)
     parser.add_argument("--seed", type=int, default=9162)
@@ -494,7 +515,9 @@ def main(argv: list[str] | None = None) -> int:
                                "command": _command(args), "label": args.label, "machine": machine(),
                                "settings": {"wrk_seconds": args.wrk_seconds, "rounds": args.rounds,
                                             "connections": 16, "wrk_threads": 2, "unknown_share": 0.10,
-                                            "workers": int(os.environ.get("REGISTRY_WORKERS", "2")),
+                                            "proxy": "HAProxy, deploy/haproxy.cfg.in",
+                                            "instances": args.instances,
+                                            "workers": int(os.environ.get("REGISTRY_WORKERS", "1")),
                                             "threads": int(os.environ.get("REGISTRY_THREADS", "4")),
                                             "batch_helper": os.environ.get("REGISTRY_BATCH_HELPER", "true")},
                                "backends": {}}

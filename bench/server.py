@@ -1,4 +1,4 @@
-"""A gunicorn server under test: started with the project's gunicorn.conf.py, always stopped."""
+"""The server under test: gunicorn instances (gunicorn.conf.py) behind HAProxy (deploy/), always stopped."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from deploy import haproxy
 
 
 class ServerError(RuntimeError):
@@ -73,38 +76,83 @@ def disk_read_bytes() -> int | None:
         return None
 
 
-class Gunicorn:
+def _memory(peaks: dict[int, dict[str, int]], helper_peaks: dict[int, dict[str, int]]) -> dict:
+    per_worker, helpers = _peaks_mb(peaks), _peaks_mb(helper_peaks)
+    return {"workers": per_worker, "helpers": helpers,
+            **{key: max((w[key] for w in per_worker), default=0.0)
+               for key in ("peak_rss_mb", "peak_private_mb", "peak_file_mb")},
+            "helper_peak_rss_mb": max((h["peak_rss_mb"] for h in helpers), default=None)}
+
+
+class _Server:
+    """A server process in a session of its own (with its children), its output in ``log_file``."""
+
+    name = "server"
+    stop_seconds = 10  # how long it may take to stop before SIGKILL
+
+    def __init__(self, log_file: Path):
+        self.log_file = log_file
+        self.process: subprocess.Popen | None = None
+
+    def _launch(self, command: list[str], **options) -> None:
+        with self.log_file.open("ab") as handle:
+            self.process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                                            **options)
+
+    def _wait(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        """Until ``ready()`` (an OSError counts as not yet); a server that exits or takes too long fails."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"{self.name} exited with {self.process.returncode}; see {self.log_file}")
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise ServerError(f"{self.name} did not {what} in {timeout} s; see {self.log_file}")
+
+    def stop(self) -> None:
+        """SIGTERM to the session, SIGKILL if it outlasts ``stop_seconds``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=self.stop_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class Gunicorn(_Server):
+    """One registry instance: a gunicorn master and its workers on a port of its own."""
+
+    name = "gunicorn"
+    stop_seconds = 35  # past graceful_timeout
+
     def __init__(self, root: Path, env: dict[str, str], port: int, log_file: Path):
+        super().__init__(log_file)
         self.root = root
         self.env = env
         self.port = port
-        self.log_file = log_file
-        self.process: subprocess.Popen | None = None
         self.peaks: dict[int, dict[str, int]] = {}  # worker pid -> highest of each figure seen, kB
         self.helper_peaks: dict[int, dict[str, int]] = {}  # the same for the workers' batch helpers
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
 
     def start(self, timeout: float = 60) -> None:
-        env = {**self.env, "REGISTRY_BIND": f"127.0.0.1:{self.port}"}
-        handle = self.log_file.open("ab")
-        # Its own session, so that stop() can end the master and every worker together.
-        self.process = subprocess.Popen(
-            [str(self.root / ".venv/bin/gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
-            cwd=self.root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-        handle.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerError(f"gunicorn exited with {self.process.returncode}; see {self.log_file}")
-            try:
-                if self.get("/readyz")[0] == 200 and len(self.workers()) >= 1:
-                    self._start_sampling()
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise ServerError(f"gunicorn did not become ready in {timeout} s; see {self.log_file}")
+        # No control socket: every instance's would be the same path, each taking it over from the one before.
+        self._launch([str(self.root / ".venv/bin/gunicorn"), "--config", "gunicorn.conf.py", "--no-control-socket",
+                      "wsgi:app"], cwd=self.root, env={**self.env, "REGISTRY_BIND": f"127.0.0.1:{self.port}"})
+        self._wait(lambda: _get("127.0.0.1", self.port, "/readyz")[0] == 200 and len(self.workers()) >= 1,
+                   "become ready", timeout)
+        self._start_sampling()
 
     def workers(self) -> list[int]:
         return _children(self.process.pid) if self.process else []
@@ -112,15 +160,6 @@ class Gunicorn:
     def helpers(self) -> list[int]:
         """The workers' batch helper processes (registry/services/batch_helper.py)."""
         return [helper for pid in self.workers() for helper in _children(pid)]
-
-    def split(self) -> list[int] | None:
-        """How many established connections each worker holds, most first (None without ``ss``)."""
-        try:
-            listing = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{self.port} )"],
-                                     capture_output=True, text=True, timeout=10, check=True).stdout
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return sorted((listing.count(f"pid={pid},") for pid in self.workers()), reverse=True)
 
     def _start_sampling(self) -> None:
         self._sampling.set()
@@ -139,45 +178,107 @@ class Gunicorn:
         for helper in self.helpers():
             _sample(self.helper_peaks, helper)
 
-    def memory(self) -> dict:
-        self.sample_memory()
-        per_worker, helpers = _peaks_mb(self.peaks), _peaks_mb(self.helper_peaks)
-        return {"workers": per_worker, "helpers": helpers,
-                **{key: max((w[key] for w in per_worker), default=0.0)
-                   for key in ("peak_rss_mb", "peak_private_mb", "peak_file_mb")},
-                "helper_peak_rss_mb": max((h["peak_rss_mb"] for h in helpers), default=None)}
-
     def stop(self) -> None:
         self._sampling.clear()
         if self._sampler is not None:
             self._sampler.join(timeout=5)
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=35)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        super().stop()
+
+
+class HAProxy(_Server):
+    """HAProxy with deploy/'s configuration, in front of the instances."""
+
+    name = "HAProxy"
+
+    def __init__(self, instances: list[str], port: int, folder: Path, maxconn: int):
+        super().__init__(folder / "haproxy.log")
+        self.instances = instances
+        self.port = port
+        self.maxconn = maxconn
+        self.admin_socket = folder / "haproxy.sock"
+        self.config = folder / "haproxy.cfg"
+
+    def start(self, timeout: float = 60) -> None:
+        binary = haproxy.binary()
+        if binary is None:
+            raise ServerError("HAProxy is not installed (Debian package haproxy; `make bench` installs it)")
+        self.config.write_text(haproxy.render(self.instances, binds=[f"127.0.0.1:{self.port}"],
+                                              maxconn=self.maxconn, admin_socket=str(self.admin_socket)))
+        self._launch([binary, "-db", "-f", str(self.config)])
+        # Every instance is ready already; HAProxy knows once its health check said so.
+        self._wait(lambda: all(row["check_status"] == "L7OK" for row in haproxy.instances(self.admin_socket).values()),
+                   "see every instance ready", timeout)
+
+    def requests(self) -> dict[str, int]:
+        """How many requests HAProxy has sent to each instance so far, by address."""
+        return {name: int(row["stot"]) for name, row in haproxy.instances(self.admin_socket).items()}
+
+
+class Site:
+    """What wrk drives: ``instances`` registry instances, each a gunicorn master, behind HAProxy.
+
+    Started and stopped as one; ``stop`` stops whatever started, also after
+    a failed ``start``.
+    """
+
+    def __init__(self, root: Path, env: dict[str, str], ports: list[int], folder: Path, maxconn: int):
+        self.port = ports[0]  # HAProxy's, the one clients use
+        self.instances = [Gunicorn(root, env, port, folder / f"gunicorn-{port}.log") for port in ports[1:]]
+        self.proxy = HAProxy([f"127.0.0.1:{i.port}" for i in self.instances], self.port, folder, maxconn)
+
+    def start(self) -> None:
+        for instance in self.instances:
+            instance.start()
+        self.proxy.start()
+
+    def workers(self) -> list[int]:
+        return [pid for instance in self.instances for pid in instance.workers()]
+
+    def helpers(self) -> list[int]:
+        return [pid for instance in self.instances for pid in instance.helpers()]
+
+    def proxy_pids(self) -> list[int]:
+        return [self.proxy.process.pid] if self.proxy.alive() else []
+
+    def per_instance(self) -> dict[str, int]:
+        return self.proxy.requests()
+
+    def memory(self) -> dict:
+        for instance in self.instances:
+            instance.sample_memory()
+        return _memory({pid: p for i in self.instances for pid, p in i.peaks.items()},
+                       {pid: p for i in self.instances for pid, p in i.helper_peaks.items()})
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.proxy.alive() and all(instance.alive() for instance in self.instances)
 
-    # --- plain HTTP for single timed requests --------------------------------
+    def stop(self) -> None:
+        errors = []
+        for server in (self.proxy, *self.instances):
+            try:
+                server.stop()
+            except Exception as exc:  # stop the others all the same
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    # --- plain HTTP for single timed requests, through the proxy -----------------
 
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        connection = self.connection()
-        try:
-            connection.request("GET", path, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
+        return _get("127.0.0.1", self.port, path, headers)
+
+
+def _get(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 def request(connection: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str],

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,7 +58,7 @@ class Figures:
     max_ms: float
     errors: int  # socket errors and timeouts
     non_2xx: int
-    split: list[int] | None = None  # the connections each server worker held, a second into the run
+    per_instance: list[int] | None = None  # requests HAProxy sent to each instance, set by the caller
     cpu: dict[str, float] | None = None  # where the machine's CPU went (bench.cpu.Meter), set by the caller
 
     def as_json(self) -> dict:
@@ -73,20 +71,15 @@ def write_script(path: Path, paths: list[str], token: str) -> Path:
     return path
 
 
-def run(url: str, script: Path, *, seconds: int, connections: int = 16, threads: int = 2,
-        split: Callable[[], list[int] | None] | None = None) -> Figures:
-    """One wrk run; ``split``, if given, is asked a second in how the connections are spread."""
+def run(url: str, script: Path, *, seconds: int, connections: int = 16, threads: int = 2) -> Figures:
+    """One wrk run."""
     binary = shutil.which("wrk")
     if binary is None:
         raise WrkError("wrk is not installed (Debian package wrk; `make bench` installs it)")
     command = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
                "-s", str(script), url]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    spread = None
     try:
-        if split is not None:
-            time.sleep(min(1.0, seconds / 2))
-            spread = split()
         stdout, stderr = process.communicate(timeout=seconds + 60)
     except BaseException:
         process.kill()
@@ -107,5 +100,4 @@ def run(url: str, script: Path, *, seconds: int, connections: int = 16, threads:
         max_ms=raw["max_us"] / 1000,
         errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
         non_2xx=raw["status"],
-        split=spread,
     )

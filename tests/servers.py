@@ -1,4 +1,4 @@
-"""Real processes for the crash and concurrency tests: the admin CLI and gunicorn.
+"""Real processes for the crash, concurrency and proxy tests: the admin CLI, gunicorn and HAProxy.
 
 Each runs from the project root with ``REGISTRY_*`` settings of its own (the
 test's database and keys folder), as an operator would run them. Servers bind
@@ -18,8 +18,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from deploy import haproxy
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTS = range(5100, 5200)
@@ -62,14 +65,35 @@ def free_port() -> int:
     raise RuntimeError("no free port in 5100-5199")
 
 
+def _wait_ready(server: Gunicorn | HAProxy, output: Path, ready: Callable[[], bool]) -> None:
+    """Until ``ready()`` (an OSError counts as not yet); a server that exits or does not get ready is stopped
+    (no ``__exit__`` follows a failed ``__enter__``) and fails the test with what it printed."""
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            assert server.process.poll() is None, output.read_text()
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)  # waiting for a process to come up, not for time to pass
+        raise AssertionError(f"{type(server).__name__} did not get ready:\n{output.read_text()}")
+    except BaseException:
+        server.stop()
+        raise
+
+
 class Gunicorn:
     """``gunicorn --config gunicorn.conf.py wsgi:app`` on a port of its own."""
 
-    def __init__(self, env: dict[str, str], output: Path, workers: int = 2, threads: int = 4):
+    def __init__(self, env: dict[str, str], output: Path, workers: int = 2, threads: int = 4,
+                 up: str = "/readyz"):
         self.env = env
         self.output = output
         self.workers = workers
         self.threads = threads
+        self.up = up  # the path whose 200 says the server has started
         self.process: subprocess.Popen | None = None
         self.port = 0
 
@@ -86,16 +110,8 @@ class Gunicorn:
                  # Several test servers at once must not share the control socket in $HOME.
                  "--no-control-socket", "wsgi:app"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + READY_SECONDS
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.output.read_text()
-            try:
-                if request("GET", f"{self.url}/readyz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)  # waiting for a process to come up, not for time to pass
-        raise AssertionError(f"gunicorn did not get ready:\n{self.output.read_text()}")
+        _wait_ready(self, self.output, lambda: request("GET", f"{self.url}{self.up}")[0] == 200)
+        return self
 
     def kill(self) -> None:
         """SIGKILL to the master and every worker at once: a crash, nothing flushed or finished."""
@@ -113,6 +129,61 @@ class Gunicorn:
                 self.process.wait(timeout=30)
 
     def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class HAProxy:
+    """HAProxy with the configuration deploy/haproxy.py writes, in front of ``instances`` (HOST:PORT)."""
+
+    def __init__(self, instances: list[str], folder: Path, *, cert: Path | None = None, maxconn: int = 4):
+        self.instances = instances
+        self.folder = folder
+        self.cert = cert  # HTTPS only, with this certificate, if given
+        self.maxconn = maxconn
+        self.admin_socket = folder / "haproxy.sock"
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.cert else 'http'}://127.0.0.1:{self.port}"
+
+    def start(self) -> HAProxy:
+        binary = haproxy.binary()
+        assert binary is not None, "HAProxy is not installed (Debian package haproxy; make proxy-deps)"
+        self.port = free_port()
+        address = f"127.0.0.1:{self.port}"
+        config = self.folder / "haproxy.cfg"
+        config.write_text(haproxy.render(self.instances, binds=[] if self.cert else [address],
+                                         tls_binds=[address] if self.cert else [],
+                                         cert=str(self.cert) if self.cert else None, maxconn=self.maxconn,
+                                         admin_socket=str(self.admin_socket), log="stderr"))
+        output = self.folder / "haproxy.log"
+        with output.open("a") as log:
+            self.process = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+        def listening() -> bool:
+            self.stats()
+            socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+            return True
+
+        _wait_ready(self, output, listening)
+        return self
+
+    def stats(self) -> dict[str, dict[str, str]]:
+        """Each instance's row of HAProxy's statistics, by address."""
+        return haproxy.instances(self.admin_socket)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+    def __enter__(self) -> HAProxy:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -1,0 +1,1 @@
+"""Deployment: the reverse proxy in front of registry instances (deploy/README.md)."""
