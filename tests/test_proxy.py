@@ -112,7 +112,7 @@ def test_requests_reach_every_ready_instance_and_only_those(database_url, keys_d
     cli(env, "init")
     # The second instance starts without the registry's keys, so its /readyz answers 503.
     late_keys = tmp_path / "late-keys"
-    late_keys.mkdir()
+    late_keys.mkdir(mode=0o700)  # a keys folder open to others is refused
     with Gunicorn(env, tmp_path / "first.log", workers=1, threads=2) as first, \
             Gunicorn({**env, "REGISTRY_KEYS_DIR": str(late_keys)}, tmp_path / "second.log", workers=1,
                      threads=2, up="/healthz") as second:
