@@ -79,7 +79,7 @@ def _postgres_database(backend):
     admin.dispose()
 
 
-TABLES = ("licence_identifier", "licence_version", "licence", "agreement_version", "agreement", "api_token",
+TABLES = ("cosignature", "witness", "licence_identifier", "licence_version", "licence", "agreement_version", "agreement", "api_token",
           "party_key", "party", "checkpoint", "log_node", "log_entry")
 
 
@@ -132,8 +132,9 @@ def now(monkeypatch):
 @pytest.fixture
 def app(database_url, keys_dir, now):
     application = create_app(
+        # Witness submission is a thread; tests that want it start one themselves (test_witnesses.py).
         {"env": "testing", "database_url": database_url, "keys_dir": keys_dir,
-         "log_origin": "aeo-registry.test/log"},
+         "log_origin": "aeo-registry.test/log", "witness_submit": False},
         environ={},
     )
     with application.app_context():
