@@ -10,10 +10,11 @@ from flask import Flask
 from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, cli, db, headers, web
+from . import api, cli, clock, db, headers, web
 from .config import PROJECT_ROOT, ConfigError, Settings
 from .keyring import KeyFileError, Keyring
 from .ratelimit import RateLimiter
+from .services import witnesses
 from .services.batch_helper import BatchHelper
 from .services.log import UpperNodes
 from .services.verification import SnapshotCache
@@ -34,6 +35,23 @@ class NoSessions(SessionInterface):
 
     def save_session(self, app, session, response):
         return None
+
+
+def _submit_to_witnesses(app: Flask, settings: Settings) -> None:
+    """A witness submitter thread, started by the first request a process serves.
+
+    On the first request, not here: gunicorn's workers fork after importing
+    the app only when it preloads, and the CLI loads the app without serving.
+    """
+    timing = witnesses.Timing(settings.witness_timeout_seconds, settings.witness_interval_seconds,
+                              settings.witness_backoff_max_seconds)
+    submitter = witnesses.Submitter(app.extensions["registry.db"].session, timing, lambda: clock.now())
+    app.extensions["registry.witness_submitter"] = submitter
+
+    @app.before_request
+    def _start_submitter():
+        if not submitter.started:
+            submitter.start()
 
 
 def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
@@ -71,6 +89,8 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
     app.extensions["registry.public_checks"] = RateLimiter(*settings.public_check_rate)
     # Shared by a worker's threads; keyed by tree size, so never stale.
     app.extensions["registry.snapshots"] = SnapshotCache()
+    # Answers asked at a cosigned checkpoint (?cosigned=K), below the current size as a rule.
+    app.extensions["registry.cosigned_snapshots"] = SnapshotCache()
     # Committed log nodes never change: kept per worker for proofs (services/log.py).
     app.extensions["registry.log_nodes"] = UpperNodes()
 
@@ -79,6 +99,8 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
         # Started by the server (gunicorn.conf.py), not here: tests and the CLI answer alone.
         app.extensions["registry.batch_helper"] = BatchHelper(settings.database_url, settings.batch_split_min,
                                                               settings.read_fan_out)
+    if settings.witness_submit:
+        _submit_to_witnesses(app, settings)
     api.init_app(app)
     web.init_app(app)
     headers.init_app(app)

@@ -29,7 +29,8 @@ registry = AppGroup("registry", help="Administer the AEO registry.")
 party_group = AppGroup("party", help="Parties and their keys.")
 token_group = AppGroup("token", help="API tokens.")
 agreement_group = AppGroup("agreement", help="Mutual recognition agreements.")
-for group in (party_group, token_group, agreement_group):
+witness_group = AppGroup("witness", help="Partners' witnesses that cosign the log's checkpoints.")
+for group in (party_group, token_group, agreement_group, witness_group):
     registry.add_command(group)
 
 
@@ -163,6 +164,69 @@ def agreement_put(file):
         click.echo(f"agreement {record['id']} version {record['version']} logged at index {entry['log_index']}")
     else:
         click.echo(f"agreement {record['id']} unchanged at version {record['version']}")
+
+
+@witness_group.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.argument("vkey")
+@handled
+def witness_add(name, url, vkey):
+    """Submit checkpoints to a witness: a name of your choice, its submission URL and its verifier key.
+
+    Take the verifier key from the witness's operator over a channel you trust
+    (it is what `python -m registry.witness keygen` printed): a wrong key makes
+    every cosignature count for nothing.
+    """
+    from .services import witnesses
+
+    with db.database().session() as session:
+        row = witnesses.add(session, name, url, vkey, clock.now())
+        click.echo(f"witness {row.name} added: {row.url} {row.vkey}")
+
+
+@witness_group.command("list")
+@handled
+def witness_list():
+    """Each witness with its URL, key and how far it has cosigned."""
+    from .services import witnesses
+
+    with db.database().session() as session:
+        rows = {row.name: row for row in witnesses.listing(session)}
+        for state in witnesses.status(session):
+            row = rows[state.name]
+            problem = f"  ({state.problem})" if state.problem else ""
+            click.echo(f"{row.name}  {row.url}  {row.vkey}  {state.state}, cosigned size "
+                       f"{state.cosigned_size if state.cosigned_size is not None else '-'}{problem}")
+
+
+@witness_group.command("remove")
+@click.argument("name")
+@handled
+def witness_remove(name):
+    """Stop submitting to a witness; the cosignatures it made stay served."""
+    from .services import witnesses
+
+    with db.database().session() as session:
+        row = witnesses.remove(session, name)
+        click.echo(f"witness {row.name} removed")
+
+
+@witness_group.command("submit")
+@handled
+def witness_submit():
+    """Submit the newest checkpoint to every witness that lacks it now (servers do this by themselves)."""
+    from .services import witnesses
+
+    settings = current_app.config["REGISTRY"]
+    timing = witnesses.Timing(settings.witness_timeout_seconds, settings.witness_interval_seconds,
+                              settings.witness_backoff_max_seconds)
+    outcomes = witnesses.submit_due(db.database().session, timing, clock.now)
+    for outcome in outcomes:
+        size = f" at size {outcome.tree_size}" if outcome.tree_size is not None else ""
+        click.echo(f"{outcome.witness}: {outcome.result}{size}" + (f": {outcome.problem}" if outcome.problem else ""))
+    if any(outcome.result == "failed" for outcome in outcomes):
+        sys.exit(1)
 
 
 @registry.command("import")

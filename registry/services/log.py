@@ -340,6 +340,43 @@ def integrity_problem(source: Source, session: Session, verifier: note.Verifier,
     return None
 
 
+class _Signals:
+    """How many checkpoints this process has committed, for threads that wait for the next one.
+
+    The witness submitter (services/witnesses.py) waits here, so that a new
+    checkpoint reaches the witnesses at once without the publishing request
+    doing anything but count: submissions never run in a publishing
+    transaction or request. Other processes' checkpoints are found by polling.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+
+    def signed(self) -> None:
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def wait_after(self, seen: int, timeout: float, stop: threading.Event | None = None) -> int:
+        """The count once it differs from ``seen``, or after ``timeout`` seconds (or ``stop.set()``)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count != seen or (stop is not None and stop.is_set()), timeout)
+            return self._count
+
+    def wake(self) -> None:
+        """Wake every waiter without a new checkpoint (to stop it, or to make it look again)."""
+        with self._changed:
+            self._changed.notify_all()
+
+
+SIGNED = _Signals()
+
+
 class Writer:
     """Appends within one locked transaction; see ``writing``."""
 
@@ -372,6 +409,8 @@ def writing(session: Session, signer: note.Signer, now: datetime) -> Iterator[Wr
     except BaseException:
         session.rollback()
         raise
+    if writer.appended:
+        SIGNED.signed()
 
 
 def checkpoint_at(session: Session, size: int) -> Checkpoint:
