@@ -516,6 +516,19 @@ class CheckpointQuerySchema(Schema):
     tree_size = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_LOG_INDEX))
 
 
+MAX_QUORUM = 64
+
+
+def Cosigned(**kwargs) -> fields.Integer:  # noqa: N802
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_QUORUM), metadata={"description": (
+        "the newest checkpoint cosigned by at least this many of the registry's witnesses; 409 (not-cosigned, "
+        "with Retry-After) while none is, 400 if more witnesses are asked for than are configured")}, **kwargs)
+
+
+class LatestCheckpointQuerySchema(Schema):
+    cosigned = Cosigned()
+
+
 class LogInfoSchema(Schema):
     origin = fields.String(required=True)
     tree_size = fields.Integer(required=True)
@@ -599,7 +612,8 @@ class VerifyQuerySchema(Schema):
     at = Moment(metadata={"description": "RFC 3339 time or YYYY-MM-DD; default now"})
     nonce = Nonce()
     proofs = fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"}, load_default=False,
-                            metadata={"description": "add inclusion proofs and the signed checkpoint note"})
+                            metadata={"description": "add inclusion proofs and the cosigned checkpoint note"})
+    cosigned = Cosigned()
 
 
 class RawList(fields.List):
@@ -627,6 +641,7 @@ class VerifyBatchSchema(Schema):
     nonce = Nonce(load_default=None, allow_none=True)
     include_statements = StrictBool(load_default=False)
     proofs = StrictBool(load_default=False)
+    cosigned = Cosigned(load_default=None, allow_none=True)
 
 
 class InclusionProofInAnswerSchema(Schema):
@@ -677,7 +692,9 @@ class ResultSchema(Schema):
 class AnswerCheckpointSchema(Schema):
     tree_size = fields.Integer(required=True)
     root_hash = fields.String(required=True)
-    note = fields.String(metadata={"description": "the signed checkpoint, with proofs=true"})
+    note = fields.String(metadata={"description": (
+        "with proofs or cosigned: the signed checkpoint note, with a further signature line for each "
+        "cosignature (c2sp.org/tlog-cosignature) the registry holds at this size")})
 
 
 class VerificationSchema(Schema):
@@ -788,6 +805,7 @@ class FeedSchema(Schema):
 
 class SnapshotQuerySchema(Schema):
     party = PartyCode(metadata={"description": "only this party's licences"})
+    cosigned = Cosigned()
 
 
 class SnapshotSchema(Schema):

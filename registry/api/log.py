@@ -14,11 +14,12 @@ from ..schemas import (
     ConsistencyQuerySchema,
     InclusionProofSchema,
     InclusionQuerySchema,
+    LatestCheckpointQuerySchema,
     LogEntriesQuerySchema,
     LogEntriesSchema,
     LogInfoSchema,
 )
-from ..services import log
+from ..services import log, witnesses
 from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("log", __name__, url_prefix=f"{API_PREFIX}/log",
@@ -66,11 +67,16 @@ def log_info():
 
 
 @blp.route("/checkpoint")
+@blp.arguments(LatestCheckpointQuerySchema, location="query", as_kwargs=True)
 @blp.doc(responses={"200": NOTE_RESPONSE})
 @public
-def checkpoint():
-    """The newest checkpoint, signed with the log key."""
-    return _note(_latest().note)
+def checkpoint(cosigned=None):
+    """The newest checkpoint, signed with the log key, with a line for each witness's cosignature held."""
+    session = db.session()
+    if cosigned is None:
+        return _note(witnesses.cosigned_note(session, _latest()))
+    size = witnesses.newest_cosigned(session, cosigned, current_app.config["REGISTRY"].witness_interval_seconds)
+    return _note(witnesses.cosigned_note(session, log.checkpoint_at(session, size)))
 
 
 @blp.route("/checkpoints")
@@ -78,8 +84,9 @@ def checkpoint():
 @blp.doc(responses={"200": NOTE_RESPONSE})
 @public
 def checkpoint_at(tree_size):
-    """The checkpoint the registry signed at this tree size, if it signed one."""
-    return _note(log.checkpoint_at(db.session(), tree_size).note)
+    """The checkpoint the registry signed at this tree size, if it signed one, with the cosignatures held."""
+    session = db.session()
+    return _note(witnesses.cosigned_note(session, log.checkpoint_at(session, tree_size)))
 
 
 @blp.route("/entries")

@@ -12,7 +12,7 @@ from ..schemas import (
     VerifyBatchSchema,
     VerifyQuerySchema,
 )
-from ..services import verification
+from ..services import verification, witnesses
 from ..services.batch_helper import BATCH_GC
 from ..services.tokens import Caller
 from . import API_PREFIX, Blueprint, keyring
@@ -23,11 +23,21 @@ blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
 
 def _signed(query: verification.Query) -> Response:
     settings = current_app.config["REGISTRY"]
-    # The token lookup read the log's size; the answer is computed at exactly that size.
-    snapshot = verification.snapshot_at(current_app.extensions["registry.snapshots"], current_caller().tree_size,
-                                      db.session)
+    caller = current_caller()
+    if query.cosigned is None:
+        # The token lookup read the log's size; the answer is computed at exactly that size.
+        snapshot = verification.snapshot_at(current_app.extensions["registry.snapshots"], caller.tree_size,
+                                            db.session)
+        prefetched = caller.prefetched
+    else:
+        # At the newest cosigned checkpoint, often below the current size: its own snapshot cache (so the
+        # two sizes do not evict each other), and nothing the token lookup read at the current size.
+        size = witnesses.newest_cosigned(db.session(), query.cosigned, settings.witness_interval_seconds)
+        snapshot = verification.snapshot_at(current_app.extensions["registry.cosigned_snapshots"], size,
+                                            db.session)
+        prefetched = caller.prefetched if size == caller.tree_size else None
     body = verification.answer_body(db.reader(), keyring(), query, snapshot, db.session, now=clock.now(),
-                                    ttl_seconds=settings.answer_ttl_seconds, prefetched=current_caller().prefetched,
+                                    ttl_seconds=settings.answer_ttl_seconds, prefetched=prefetched,
                                     helper=current_app.extensions.get("registry.batch_helper"))
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.
     return current_app.response_class(body, mimetype="application/json",
@@ -42,10 +52,15 @@ def _token_and_versions(reader: db.Reader, token: str, path: dict) -> Caller | N
 @require("customs", "authority", lookup=_token_and_versions)
 @blp.arguments(VerifyQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, VerificationAnswerSchema)
-def verify_one(operator_id, at=None, nonce=None, proofs=False):
-    """Verify one operator, by its id or any alias, as the token's party, at ``at`` (default now)."""
+def verify_one(operator_id, at=None, nonce=None, proofs=False, cosigned=None):
+    """Verify one operator, by its id or any alias, as the token's party, at ``at`` (default now).
+
+    With ``cosigned=K`` the answer is computed at the newest checkpoint that
+    at least K of the registry's witnesses cosigned (its ``checkpoint`` says
+    which), from the statements logged below it, and carries the cosigned note.
+    """
     return _signed(verification.Query(current_caller().party, [operator_id], at, nonce,
-                                      include_statements=True, proofs=proofs, single=True))
+                                      include_statements=True, proofs=proofs, single=True, cosigned=cosigned))
 
 
 @blp.route("/verify:batch", methods=["POST"])
@@ -70,7 +85,8 @@ def verify_batch(body):
         raise InvalidInputError(f"{len(body['operator_ids'])} operator ids; the limit is {limit}",
                                 {"operator_ids": [f"at most {limit} ids per batch"]})
     return _signed(verification.Query(current_caller().party, body["operator_ids"], body["at"], body["nonce"],
-                                      include_statements=body["include_statements"], proofs=body["proofs"]))
+                                      include_statements=body["include_statements"], proofs=body["proofs"],
+                                      cosigned=body["cosigned"]))
 
 
 @blp.route("/public/check")

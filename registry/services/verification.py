@@ -37,7 +37,7 @@ from ..hot import HotCache
 from ..keyring import Keyring
 from ..models import ApiToken, Checkpoint, LicenceIdentifier, LogEntry, LogHead, Party
 from ..models import LicenceVersion as LicenceVersionRow
-from . import agreements, log, tokens
+from . import agreements, log, tokens, witnesses
 from .parties import key_history
 
 # Ids per query of a batch. A batch's queries run on several connections at
@@ -269,6 +269,12 @@ class Query:
     proofs: bool = False
     single: bool = False  # one id in the path: a malformed one is a 400, not a result
     first: int = 0  # the position of operator_ids[0] in the request (a part of a batch)
+    cosigned: int | None = None  # answer at the newest checkpoint with this many cosignatures
+
+    @property
+    def with_note(self) -> bool:
+        """Whether the answer carries its checkpoint's (cosigned) note."""
+        return self.proofs or self.cosigned is not None
 
 
 def results_for(reader: Reader, snapshot: Snapshot, query: Query, at: datetime,
@@ -338,8 +344,11 @@ def answer_body(reader: Reader, keyring: Keyring, query: Query, snapshot: Snapsh
     """
     at = query.at or now
     checkpoint: dict[str, Any] = {"tree_size": snapshot.size, "root_hash": log.b64(snapshot.checkpoint.root_hash)}
+    if query.with_note:
+        # With the witnesses' cosignatures as they stand now: evidence a partner can check against its own
+        # witness policy. They sign the checkpoint, not the answer, so they change nothing else in it.
+        checkpoint["note"] = witnesses.cosigned_note(session(), snapshot.checkpoint)
     if query.proofs:
-        checkpoint["note"] = snapshot.checkpoint.note
         rendered = rendered_results(reader, snapshot, query, at, prefetched)
         _attach_proofs(session(), snapshot.size, rendered)
         results = canonical_json_typed(rendered)
