@@ -596,8 +596,25 @@ class ProblemSchema(Schema):
     )
 
 
+class WitnessStatusSchema(Schema):
+    name = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("up_to_date", "behind", "failing")))
+    cosigned_size = fields.Integer(required=True, allow_none=True,
+                                   metadata={"description": "the newest tree size it cosigned"})
+    behind = fields.Integer(required=True, metadata={"description": "entries logged since"})
+    last_cosigned_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
+    failures = fields.Integer(required=True, metadata={"description": "submissions failed in a row"})
+    submissions = fields.Integer(required=True)
+    failed_submissions = fields.Integer(required=True)
+    next_attempt_at = fields.String(required=True, allow_none=True, metadata={
+        "format": "date-time", "description": "no process submits to it before (backoff)"})
+    problem = fields.String(required=True, allow_none=True, metadata={"description": "the last failure"})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True)
+    witnesses = fields.List(fields.Nested(WitnessStatusSchema), metadata={
+        "description": "on /readyz: how each witness keeps up; never a reason for a 503"})
 
 
 # --- verification ---------------------------------------------------------------------
@@ -641,7 +658,7 @@ class VerifyBatchSchema(Schema):
     nonce = Nonce(load_default=None, allow_none=True)
     include_statements = StrictBool(load_default=False)
     proofs = StrictBool(load_default=False)
-    cosigned = Cosigned(load_default=None, allow_none=True)
+    cosigned = Cosigned(load_default=None, allow_none=True, strict=True)  # JSON: a number, not "2"
 
 
 class InclusionProofInAnswerSchema(Schema):

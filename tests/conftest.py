@@ -79,8 +79,8 @@ def _postgres_database(backend):
     admin.dispose()
 
 
-TABLES = ("cosignature", "witness", "licence_identifier", "licence_version", "licence", "agreement_version", "agreement", "api_token",
-          "party_key", "party", "checkpoint", "log_node", "log_entry")
+TABLES = ("cosignature", "witness", "licence_identifier", "licence_version", "licence", "agreement_version",
+          "agreement", "api_token", "party_key", "party", "checkpoint", "log_node", "log_entry")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The witness (python -m registry.witness): C2SP tlog-witness add-checkpoint, its refusals, races and crashes.
 
-Cosignatures are checked with ``spec_verify`` (tests/test_cosignature.py),
+Cosignatures are checked with ``spec_verify`` (tests/spec_c2sp.py),
 written from the spec apart from registry.crypto.cosignature.
 """
 
@@ -29,7 +29,7 @@ from registry.witness import server
 from registry.witness.state import State
 from registry.witness.witness import MAX_BODY, MAX_PROOF_LINES, Witness
 
-from .test_cosignature import spec_verify
+from .spec_c2sp import spec_verify
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGIN = "aeo-registry.test/log"
