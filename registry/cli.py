@@ -327,6 +327,19 @@ def _registry_jwks() -> dict | None:
         return None
 
 
+def witness_policy(command: Callable) -> Callable:
+    """``--witness VKEY`` (repeatable) and ``--quorum K``, as the offline verifier and the monitor take them."""
+    command = click.option("--quorum", type=int, help="how many of the --witness keys must have cosigned "
+                                                      "(default: all)")(command)
+    return click.option("--witness", multiple=True, metavar="VKEY",
+                        help="a witness's verifier key to trust (repeatable)")(command)
+
+
+def _policy_args(witnesses: tuple[str, ...], quorum: int | None) -> list[str]:
+    quorum_args = ["--quorum", str(quorum)] if quorum is not None else []
+    return [*(arg for vkey in witnesses for arg in ("--witness", vkey)), *quorum_args]
+
+
 @registry.command("verify-offline")
 @click.argument("snapshot", type=click.Path(exists=True, dir_okay=False))
 @click.argument("operator_id")
@@ -334,12 +347,13 @@ def _registry_jwks() -> dict | None:
 @click.option("--at", help="RFC 3339 time or YYYY-MM-DD; default now")
 @click.option("--jwks", type=click.Path(exists=True, dir_okay=False),
               help="the registry's pinned JWK set (default: this registry's own keys)")
-def verify_offline(snapshot, operator_id, verifier, at, jwks):
+@witness_policy
+def verify_offline(snapshot, operator_id, verifier, at, jwks, witness, quorum):
     """Answer a verification from a snapshot file alone; exits non-zero only if the snapshot fails."""
     from . import offline
 
     args = ["verify", snapshot, operator_id, "--as", verifier, *(["--at", at] if at else []),
-            *(["--jwks", jwks] if jwks else [])]
+            *(["--jwks", jwks] if jwks else []), *_policy_args(witness, quorum)]
     sys.exit(offline.main(args, _registry_jwks()))
 
 
@@ -349,12 +363,13 @@ def verify_offline(snapshot, operator_id, verifier, at, jwks):
               help="for the issuers' keys and the log key")
 @click.option("--jwks", type=click.Path(exists=True, dir_okay=False),
               help="the registry's pinned JWK set (default: this registry's own keys)")
-def check_answer(answer, snapshot, jwks):
-    """Check a stored verification answer: signatures and inclusion proofs."""
+@witness_policy
+def check_answer(answer, snapshot, jwks, witness, quorum):
+    """Check a stored verification answer (signatures and inclusion proofs) or a .tlog-proof file."""
     from . import offline
 
-    sys.exit(offline.main(["check-answer", answer, "--snapshot", snapshot, *(["--jwks", jwks] if jwks else [])],
-                          _registry_jwks()))
+    sys.exit(offline.main(["check-answer", answer, "--snapshot", snapshot, *(["--jwks", jwks] if jwks else []),
+                           *_policy_args(witness, quorum)], _registry_jwks()))
 
 
 @registry.command("monitor")
@@ -363,11 +378,17 @@ def check_answer(answer, snapshot, jwks):
 @click.option("--log-key", help="the log's verifier key, pinned (default: trust on first use)")
 @click.option("--tiles", is_flag=True, help="read only the checkpoint and the C2SP tiles; URL is their prefix"
                                             " (https://registry.example/api/v1/log); needs --log-key at first")
-def monitor_command(url, state, log_key, tiles):
+@witness_policy
+def monitor_command(url, state, log_key, tiles, witness, quorum):
     """Check a running registry's new checkpoint against the last one seen; non-zero on any inconsistency."""
-    from . import monitor
+    from . import monitor, offline
 
-    sys.exit(monitor.run_and_report(monitor.fetcher(url, tiles), Path(state), log_key, click.echo, tiles=tiles))
+    try:
+        policy = offline.WitnessPolicy.from_vkeys(witness, quorum)
+    except offline.OfflineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(monitor.run_and_report(monitor.fetcher(url, tiles), Path(state), log_key, click.echo, tiles=tiles,
+                                    policy=policy))
 
 
 def init_app(app: Flask) -> None:
