@@ -494,6 +494,10 @@ class InclusionQuerySchema(Schema):
     tree_size = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_LOG_INDEX))
 
 
+class ProofFileQuerySchema(Schema):
+    index = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_LOG_INDEX))
+
+
 class InclusionProofSchema(Schema):
     index = fields.Integer(required=True)
     tree_size = fields.Integer(required=True)

@@ -18,6 +18,7 @@ from ..schemas import (
     LogEntriesQuerySchema,
     LogEntriesSchema,
     LogInfoSchema,
+    ProofFileQuerySchema,
 )
 from ..services import log, witnesses
 from . import API_PREFIX, Blueprint, keyring
@@ -27,6 +28,8 @@ blp = Blueprint("log", __name__, url_prefix=f"{API_PREFIX}/log",
 
 NOTE_RESPONSE = {"content": {"text/plain": {"schema": {"type": "string"}}},
                  "description": "a C2SP tlog-checkpoint as a signed note"}
+PROOF_FILE_RESPONSE = {"content": {"text/plain": {"schema": {"type": "string"}}},
+                       "description": "a c2sp.org/tlog-proof@v1 file; its extra line is the base64 of the logged leaf"}
 TILE_RESPONSE = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                  "description": "C2SP tlog-tiles: a full tile for ever, a partial one (.p/W) as long as it is partial"}
 # A full tile never changes. A partial tile's bytes do not change either, but
@@ -110,6 +113,23 @@ def inclusion(index, tree_size):
     digest, hashes = log.inclusion_proof(db.reader(), index, tree_size, _upper_nodes())
     return {"index": index, "tree_size": tree_size, "leaf_hash": log.b64(digest),
             "hashes": [log.b64(h) for h in hashes]}
+
+
+@blp.route("/proof/tlog-proof")
+@blp.arguments(ProofFileQuerySchema, location="query", as_kwargs=True)
+@blp.doc(responses={"200": PROOF_FILE_RESPONSE})
+@public
+def proof_file(index):
+    """Entry ``index`` as a self-contained proof file (C2SP tlog-proof), at its most cosigned checkpoint.
+
+    The file holds the logged leaf (identifiers and the statement's SHA-256,
+    no operator data), its inclusion proof and the checkpoint note with the
+    witnesses' cosignatures: `check-answer` and the evidence page check it
+    with the log key and a witness policy alone.
+    """
+    text = witnesses.proof_file(db.session(), index)
+    return Response(text, mimetype="text/plain", headers={
+        "Cache-Control": "no-cache", "Content-Disposition": f'attachment; filename="aeo-log-{index}.tlog-proof"'})
 
 
 @blp.route("/proof/consistency")

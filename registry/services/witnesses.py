@@ -42,9 +42,9 @@ from typing import Protocol
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..crypto import cosignature, note
+from ..crypto import cosignature, note, tlogproof
 from ..errors import ConflictError, InvalidInputError, NotCosignedError, NotFoundError, field_errors
-from ..models import Checkpoint, Cosignature, Witness
+from ..models import Checkpoint, Cosignature, Licence, LogEntry, Witness
 from . import log
 
 logger = logging.getLogger(__name__)
@@ -167,6 +167,26 @@ def best_for(session: Session, index: int) -> Checkpoint | None:
         return session.get(Checkpoint, size)
     newest = log.latest_checkpoint(session)
     return newest if newest is not None and newest.tree_size > index else None
+
+
+def proof_file(session: Session, index: int) -> str:
+    """A c2sp.org/tlog-proof of log entry ``index``: its leaf (in ``extra``), its inclusion proof, and the
+    cosigned note of the most cosigned checkpoint that covers it (``best_for``)."""
+    entry = session.get(LogEntry, index)
+    checkpoint = best_for(session, index) if entry is not None else None
+    if checkpoint is None:
+        raise NotFoundError(f"no signed checkpoint covers log index {index}",
+                            field_errors("index", "not in the log"))
+    hashes = log.inclusion_proofs(session, [index], checkpoint.tree_size)[index]
+    return tlogproof.Proof(index, hashes, cosigned_note(session, checkpoint), entry.leaf.encode()).text()
+
+
+def licence_proof_file(session: Session, certificate: str) -> tuple[str, str]:
+    """The proof file of a licence's current version, and a file name for it."""
+    licence = session.get(Licence, certificate)
+    if licence is None:
+        raise NotFoundError(f"no licence {certificate}")
+    return proof_file(session, licence.log_index), f"{certificate}-v{licence.version}{tlogproof.SUFFIX}"
 
 
 # --- submission ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from .. import clock, db
 from ..auth import public, public_check_wait
 from ..domain import identifiers
 from ..errors import InvalidInputError, NotFoundError, RegistryError, UnavailableError
-from ..services import agreements, evidence, log, parties, verification
+from ..services import agreements, evidence, log, parties, verification, witnesses
 from . import i18n
 
 bp = Blueprint("web", __name__, template_folder="templates")
@@ -49,6 +49,7 @@ PAGE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "web.index": (),
     "web.check": ("operator_id", "certificate"),
     "web.certificate": ("operator",),
+    "web.certificate_proof": ("operator",),
     "web.evidence_page": (),
 }
 
@@ -166,6 +167,7 @@ def check():
     if "result" in context:
         context["sheet_url"] = url_for("web.certificate", certificate=context["result"]["certificate"],
                                        operator=context["operator_id"])
+        context["proof_url"] = _proof_url(context)
     return _page("web/check.html", status, headers, **{"errors": {}, **context, "form": form})
 
 
@@ -186,8 +188,33 @@ def certificate(certificate):
         return _page("web/certificate.html", status, headers, **context)
     live = url_for("web.check", operator_id=context["operator_id"], certificate=context["result"]["certificate"],
                    _external=True)
-    return _page("web/certificate.html", status, headers, **context, live_url=live,
+    return _page("web/certificate.html", status, headers, **context, live_url=live, proof_url=_proof_url(context),
                  qr=_qr_svg(live, context["result"]["certificate"]))
+
+
+def _proof_url(context: dict[str, Any]) -> str:
+    return url_for("web.certificate_proof", certificate=context["result"]["certificate"],
+                   operator=context["operator_id"])
+
+
+@bp.route("/certificate/<certificate>/proof")
+@public
+def certificate_proof(certificate):
+    """The licence's current statement as a proof file (.tlog-proof): its log entry, inclusion and witnesses.
+
+    Behind the same two numbers and rate limit as the sheet. The file holds
+    the leaf only (identifiers and the statement's digest), never the
+    statement, whose operator name and address the holder may not have
+    agreed to show.
+    """
+    context, status, headers = _lookup(request.args.get("operator", ""), certificate)
+    if "result" not in context:
+        if context.get("errors"):
+            context["problem"] = "bad_link"
+        return _page("web/certificate.html", status, headers, **context)
+    text, filename = witnesses.licence_proof_file(db.session(), context["result"]["certificate"])
+    return current_app.response_class(text, mimetype="text/plain", headers={
+        **NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 # --- evidence --------------------------------------------------------------------------------
