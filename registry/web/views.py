@@ -94,7 +94,7 @@ def index():
     return _page("web/index.html",
                  parties=parties.parties_json(session),
                  agreements=[_agreement_summary(a) for a in agreements.listing(session)],
-                 log_size=log.tree_size(session))
+                 log_size=log.tree_size(session), witnesses=witnesses.status(session))
 
 
 # --- the trader's check ----------------------------------------------------------------------
@@ -244,16 +244,21 @@ def evidence_page():
     # grants any right here (the language cookie only picks words), and
     # another site that makes a browser post to it cannot read the answer.
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    policy_form = {"witnesses": "", "quorum": ""}
     try:
-        text = _submitted_document()
-        report = evidence.examine(db.session(), current_app.extensions["registry.keyring"], text, clock.now())
+        text = _submitted_document()  # reads the form first: too large a body is a 413 here
+        policy_form = {name: request.form.get(name, "") for name in policy_form}
+        policy = evidence.policy_from_form(policy_form["witnesses"], policy_form["quorum"])
+        report = evidence.examine(db.session(), current_app.extensions["registry.keyring"], text, clock.now(),
+                                  policy)
     except RequestEntityTooLarge:
         return _page("web/evidence.html", 413, NO_STORE, problem="too_large", limit=limit)
     except evidence.EvidenceError as exc:
         return _page("web/evidence.html", 400, NO_STORE, problem=exc.problem, detail=exc.detail,
-                     document=request.form.get("document", "") if exc.problem != "empty" else "")
+                     document=request.form.get("document", "") if exc.problem != "empty" else "", policy=policy_form)
     names = {p["code"]: p["name"] for p in parties.parties_json(db.session())}
-    return _page("web/evidence.html", 200, NO_STORE, report=report, party_names=names, now=clock.now())
+    return _page("web/evidence.html", 200, NO_STORE, report=report, party_names=names, now=clock.now(),
+                 policy=policy_form)
 
 
 # --- errors ----------------------------------------------------------------------------------
