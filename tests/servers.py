@@ -53,8 +53,11 @@ def start_cli(env: dict[str, str], *args: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def free_port() -> int:
+def free_port(taken: frozenset[int] | set[int] = frozenset()) -> int:
+    """The first port of PORTS that is free now and not in ``taken`` (held by a server not yet started)."""
     for port in PORTS:
+        if port in taken:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -150,18 +153,31 @@ class WitnessServer:
     the same port with the same state, as after a restart.
     """
 
+    ports: set[int] = set()  # of every witness made by this test process
+
     def __init__(self, folder: Path, name: str, log_origin: str, log_vkey: str):
         folder.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.key_file, self.state_file, self.output = folder / "witness.pem", folder / "witness.db", folder / "out"
         self.vkey = self._run("keygen", self.key_file, "--name", name).stdout.strip()
         self._run("add-log", "--state", self.state_file, "--origin", log_origin, "--vkey", log_vkey)
-        self.port = free_port()
+        # Kept for this witness's life, so that it comes back where the registry knows it.
+        self.port = free_port(WitnessServer.ports)
+        WitnessServer.ports.add(self.port)
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public(self) -> bytes:
+        """The witness's raw Ed25519 public key, for the spec-written verifier."""
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        from registry.crypto import keys
+
+        return keys.read_private(self.key_file).private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     @staticmethod
     def _run(*args) -> subprocess.CompletedProcess:

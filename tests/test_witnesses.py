@@ -383,3 +383,14 @@ def test_answers_with_proofs_carry_the_cosignatures_held_at_their_size(mk, clien
     assert _text(cosigned["note"]) == _text(plain["note"])  # the same checkpoint, one more signature
     # Without proofs or cosigned, the answer stays as it was: no note.
     assert "note" not in _verify(client, mk, operator_id("MK", 1)).get_json()["verification"]["checkpoint"]
+
+
+def test_a_process_that_read_the_row_before_another_submitted_takes_no_lease(mk, w1):
+    configure(mk, w1)
+    with mk.session() as session:
+        stale = session.get(WitnessRow, w1.name).cosigned_size  # process B reads: not cosigned yet
+    assert stale is None
+    assert submit(mk, w1, owner="process-a")[w1.name].result == "cosigned"  # A submits and lets go
+    with mk.session() as session:  # B's conditional UPDATE finds the size cosigned: nothing to take
+        assert not witnesses._lease(session, w1.name, "process-b", mk.log_size(), mk.now(),
+                                    mk.now() + TIMING.lease)

@@ -292,7 +292,7 @@ def _submit_one(sessions: Callable[[], Session], name: str, timing: Timing, now:
         started = now()
         if row.next_attempt_at is not None and row.next_attempt_at > started:
             return Outcome(name, "waiting", problem=row.last_problem)
-        if not _lease(session, name, owner, started, started + timing.lease):
+        if not _lease(session, name, owner, checkpoint.tree_size, started, started + timing.lease):
             return Outcome(name, "busy")
         witness = (row.url, row.vkey, row.witness_size)
     try:
@@ -308,13 +308,20 @@ def _submit_one(sessions: Callable[[], Session], name: str, timing: Timing, now:
     return Outcome(name, "cosigned", size)
 
 
-def _lease(session: Session, name: str, owner: str, now: datetime, until: datetime) -> bool:
-    """Take the witness's lease if it is free or expired and the witness is not in backoff; commit at once."""
+def _lease(session: Session, name: str, owner: str, size: int, now: datetime, until: datetime) -> bool:
+    """Take the witness's lease if it is free or expired, the witness is not in backoff, and it still lacks
+    ``size``; commit at once.
+
+    All in the one conditional UPDATE: a process that read the row before
+    another finished submitting ``size`` (and let go of the lease) finds
+    nothing left to take, so no checkpoint goes to a witness twice.
+    """
     taken = session.execute(
         update(Witness)
         .where(Witness.name == name,
                or_(Witness.lease_until.is_(None), Witness.lease_until < now),
-               or_(Witness.next_attempt_at.is_(None), Witness.next_attempt_at <= now))
+               or_(Witness.next_attempt_at.is_(None), Witness.next_attempt_at <= now),
+               or_(Witness.cosigned_size.is_(None), Witness.cosigned_size != size))
         .values(lease_owner=owner, lease_until=until, last_attempt_at=now)
     ).rowcount
     session.commit()
