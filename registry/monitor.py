@@ -62,8 +62,16 @@ class Unwitnessed(Exception):  # noqa: N818
     """The checkpoint lacks the policy's quorum of cosignatures; nothing is taken as seen."""
 
 
-def _checkpoint_path(base: str, policy: WitnessPolicy | None) -> str:
-    return base if policy is None else f"{base}?cosigned={policy.quorum}"
+def _checkpoint(fetch: Callable[[str], tuple[int, Body]], path: str, policy: WitnessPolicy | None) -> Body:
+    """The newest checkpoint; with a policy, the newest the registry says its quorum of witnesses cosigned."""
+    if policy is None:
+        return _get(fetch, path)
+    status, body = fetch(f"{path}?cosigned={policy.quorum}")
+    if status == 409:  # none has that many cosignatures yet
+        raise Unwitnessed(f"the registry has no checkpoint cosigned by {policy.quorum} witnesses yet")
+    if status != 200:
+        raise Unreachable(f"GET {path}?cosigned={policy.quorum} answered {status}")
+    return body
 
 
 def _witnessed(text: str, policy: WitnessPolicy | None, report: list[str]) -> None:
@@ -151,7 +159,7 @@ def run(fetch: Fetch, state_path: Path, pinned_key: str | None = None,
     expected_key = pinned_key or (state.verifier_key if state else None)
     if expected_key is not None and verifier_key != expected_key:
         raise Inconsistency(f"the log key changed: {verifier_key} is not the pinned {expected_key}")
-    text = _get(fetch, _checkpoint_path("/api/v1/log/checkpoint", policy))
+    text = _checkpoint(fetch, "/api/v1/log/checkpoint", policy)
     state, checkpoint, report = _newest(state, verifier_key, text)
     _witnessed(text, policy, report)
     verifier = note.Verifier.from_vkey(verifier_key)
@@ -186,7 +194,7 @@ def run_tiles(fetch: BytesFetch, state_path: Path, pinned_key: str | None = None
     if verifier_key is None:
         # Tiles carry no key to trust on first use: a mirror could serve any.
         raise Unreachable("reading tiles needs the log's verifier key (--log-key) on the first run")
-    text = _get(fetch, _checkpoint_path("/checkpoint", policy)).decode(errors="replace")
+    text = _checkpoint(fetch, "/checkpoint", policy).decode(errors="replace")
     state, checkpoint, report = _newest(state, verifier_key, text)
     _witnessed(text, policy, report)
     old_size = state.tree_size

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTS = range(5100, 5200)
@@ -153,7 +153,7 @@ class WitnessServer:
     the same port with the same state, as after a restart.
     """
 
-    ports: set[int] = set()  # of every witness made by this test process
+    ports: ClassVar[set[int]] = set()  # of every witness made by this test process
 
     def __init__(self, folder: Path, name: str, log_origin: str, log_vkey: str):
         folder.mkdir(parents=True, exist_ok=True)

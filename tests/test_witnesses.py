@@ -10,6 +10,9 @@ as real processes. Cosignatures are checked with the spec-written verifier
 from __future__ import annotations
 
 import base64
+import html
+import json
+import re
 import threading
 from datetime import timedelta
 
@@ -19,7 +22,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select, update
 from werkzeug.test import Client
 
-from registry.crypto import cosignature, jws, merkle, note
+from registry import monitor, offline
+from registry.crypto import cosignature, jws, merkle, note, tlogproof
 from registry.models import Cosignature
 from registry.models import Witness as WitnessRow
 from registry.services import log, witnesses
@@ -394,3 +398,105 @@ def test_a_process_that_read_the_row_before_another_submitted_takes_no_lease(mk,
     with mk.session() as session:  # B's conditional UPDATE finds the size cosigned: nothing to take
         assert not witnesses._lease(session, w1.name, "process-b", mk.log_size(), mk.now(),
                                     mk.now() + TIMING.lease)
+
+
+# --- the monitor, the evidence page, proof files, the home page -------------------------------------
+
+
+def _shown(response) -> str:
+    """A page's text as a reader sees it: no tags, entities read, spaces collapsed."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.get_data(as_text=True))))
+
+
+def _fetch(client):
+    def fetch(path):
+        response = client.get(path)
+        return response.status_code, response.get_data(as_text=True)
+
+    return fetch
+
+
+def test_the_monitor_moves_on_only_with_its_quorum(mk, client, w1, w2, tmp_path):
+    configure(mk, w1, w2)
+    w2.down = True
+    submit(mk, w1, w2)
+    state, said = tmp_path / "monitor.json", []
+    both = offline.WitnessPolicy.from_vkeys([w1.vkey, w2.vkey])
+    assert monitor.run_and_report(_fetch(client), state, None, said.append, policy=both) == 3
+    assert not state.exists()  # nothing taken as seen
+    one = offline.WitnessPolicy.from_vkeys([w1.vkey, w2.vkey], 1)
+    assert monitor.run_and_report(_fetch(client), state, None, said.append, policy=one) == 0
+    assert f"cosigned by 1 trusted witnesses: {w1.name}" in said
+    # The registry's newest checkpoint is not cosigned yet: the monitor checks the newest that is.
+    mk.put("MKAEOF000002", licence_fields("MK", 2))
+    assert monitor.run_and_report(_fetch(client), state, None, said.append, policy=one) == 0
+    assert json.loads(state.read_text())["tree_size"] == mk.log_size() - 1
+    w2.down = False
+    mk.now.advance(seconds=10)
+    submit(mk, w1, w2)
+    assert monitor.run_and_report(_fetch(client), state, None, said.append, policy=both) == 0
+    assert json.loads(state.read_text())["tree_size"] == mk.log_size()
+
+
+def test_proof_files_of_a_licence_check_offline_and_on_the_evidence_page(mk, client, w1, app):
+    configure(mk, w1)
+    submit(mk, w1)
+    mk.put("MKAEOF000002", licence_fields("MK", 2))  # newer, not cosigned: the proof uses the cosigned one
+    query = {"operator": operator_id("MK", 1)}
+    download = client.get("/certificate/MKAEOF000001/proof", query_string=query)
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"] == 'attachment; filename="MKAEOF000001-v1.tlog-proof"'
+    text = download.get_data(as_text=True)
+    parsed = tlogproof.parse(text)
+    assert text.startswith("c2sp.org/tlog-proof@v1\nextra ")
+    assert parsed.checkpoint.split("\n")[1] == str(mk.log_size() - 1)
+    assert set(spec_cosigners(parsed.checkpoint, {w1.name: w1.public})) == {w1.name}
+    leaf = json.loads(parsed.extra)
+    assert (leaf["subject"], leaf["version"]) == ("MKAEOF000001", 1) and "name" not in parsed.extra.decode()
+    report = offline.check_proof(text, mk.keyring.log_verifier, offline.WitnessPolicy.from_vkeys([w1.vkey]))
+    assert (report.index, report.cosigned_by) == (parsed.index, (w1.name,))
+    # The same file from the API; and the links from the check page and the sheet lead to it.
+    assert client.get(f"/api/v1/log/proof/tlog-proof?index={parsed.index}").get_data(as_text=True) == text
+    check = client.get("/check", query_string={"operator_id": operator_id("MK", 1), "certificate": "MKAEOF000001"})
+    assert "/certificate/MKAEOF000001/proof?operator=" in check.get_data(as_text=True)
+    # Both numbers, as for the sheet: a wrong operator id finds nothing.
+    assert client.get("/certificate/MKAEOF000001/proof", query_string={"operator": operator_id("MK", 2)}
+                      ).status_code == 404
+    page = client.post("/evidence", data={"document": text, "witnesses": w1.vkey, "quorum": "1"})
+    assert page.status_code == 200
+    shown = _shown(page)
+    assert "A genuine log proof" in shown and f"Your witness policy is met: cosigned by {w1.name}." in shown
+    assert "This registry's log holds this very entry at that place." in shown
+    other = Cosigner().verifier.vkey()
+    refused = client.post("/evidence", data={"document": text, "witnesses": f"{w1.vkey}\n{other}", "quorum": "2"})
+    assert refused.status_code == 400
+    assert f"cosigned by 1 of the 2 trusted witnesses ({w1.name}); the policy asks for 2" in _shown(refused)
+    bad = client.post("/evidence", data={"document": text, "witnesses": "not a key"})
+    assert bad.status_code == 400 and "The witness policy could not be read" in _shown(bad)
+    # A changed byte anywhere breaks it.
+    tampered = text.replace(f"index {parsed.index}", f"index {parsed.index + 1}")
+    with pytest.raises(offline.OfflineError):
+        offline.check_proof(tampered, mk.keyring.log_verifier)
+    assert client.post("/evidence", data={"document": tampered}).status_code == 400
+
+
+def test_the_evidence_page_names_the_witnesses_of_an_answer(mk, client, w1):
+    configure(mk, w1)
+    submit(mk, w1)
+    answer = _verify(client, mk, operator_id("MK", 1), "?proofs=true").get_data(as_text=True)
+    shown = _shown(client.post("/evidence", data={"document": answer}))
+    assert f"Cosigned by the registry's witnesses: {w1.name}." in shown
+    plain = _verify(client, mk, operator_id("MK", 1)).get_data(as_text=True)
+    refused = client.post("/evidence", data={"document": plain, "witnesses": w1.vkey})
+    assert refused.status_code == 400 and "carries no checkpoint note" in _shown(refused)
+
+
+def test_the_home_page_shows_each_witness(mk, client, w1, w2):
+    configure(mk, w1, w2)
+    w2.down = True
+    submit(mk, w1, w2)
+    for lang in ("en", "mk", "sq", "sr"):
+        assert client.get(f"/?lang={lang}").status_code == 200
+    home = _shown(client.get("/?lang=en"))
+    assert w1.name in home and w2.name in home
+    assert "Up to date" in home and "Not answering" in home and "(1 attempt failed in a row)" in home

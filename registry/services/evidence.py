@@ -110,14 +110,13 @@ def policy_from_form(witness_keys: str, quorum: str) -> offline.WitnessPolicy | 
 
 def _witnessed_by(session: Session, signed_note: str) -> list[str]:
     """The registry's configured witnesses (by their configured names) whose cosignatures on the note hold."""
-    by_verifier = {}
-    for row in witnesses.listing(session):
-        by_verifier[cosignature.CosignatureVerifier.from_vkey(row.vkey)] = row.name
+    configured = [(cosignature.CosignatureVerifier.from_vkey(row.vkey), row.name)
+                  for row in witnesses.listing(session)]
     try:
-        _, verified = note.verified_by(signed_note, list(by_verifier))
+        _, verified = note.verified_by(signed_note, [verifier for verifier, _ in configured])
     except note.NoteError as exc:
         raise EvidenceError("does_not_verify", str(exc)) from exc
-    return sorted(by_verifier[verifier] for verifier in verified)
+    return sorted(name for verifier, name in configured if verifier in verified)
 
 
 def _policy(policy: offline.WitnessPolicy | None, signed_note: str | None, what: str) -> list[str] | None:
