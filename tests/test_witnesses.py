@@ -500,3 +500,18 @@ def test_the_home_page_shows_each_witness(mk, client, w1, w2):
     home = _shown(client.get("/?lang=en"))
     assert w1.name in home and w2.name in home
     assert "Up to date" in home and "Not answering" in home and "(1 attempt failed in a row)" in home
+
+
+def test_audit_checks_every_cosignature_kept(mk, runner, w1):
+    configure(mk, w1)
+    submit(mk, w1)
+    assert runner.invoke(args=["registry", "audit"]).exit_code == 0
+    with mk.session() as session:
+        kept = session.scalars(select(Cosignature)).one()
+        blob = bytearray(base64.b64decode(kept.line.split(" ")[2]))
+        blob[-1] ^= 1
+        kept.line = f"\u2014 {w1.name} {base64.b64encode(bytes(blob)).decode()}\n"
+        session.commit()
+    audited = runner.invoke(args=["registry", "audit"])
+    assert audited.exit_code == 1
+    assert f"FAULT cosignature at size {mk.log_size()} by {w1.name}" in audited.output
