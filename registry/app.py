@@ -43,9 +43,8 @@ def _submit_to_witnesses(app: Flask, settings: Settings) -> None:
     On the first request, not here: gunicorn's workers fork after importing
     the app only when it preloads, and the CLI loads the app without serving.
     """
-    timing = witnesses.Timing(settings.witness_timeout_seconds, settings.witness_interval_seconds,
-                              settings.witness_backoff_max_seconds)
-    submitter = witnesses.Submitter(app.extensions["registry.db"].session, timing, lambda: clock.now())
+    submitter = witnesses.Submitter(app.extensions["registry.db"].session, witnesses.Timing.of(settings),
+                                    lambda: clock.now())
     app.extensions["registry.witness_submitter"] = submitter
 
     @app.before_request

@@ -219,9 +219,7 @@ def witness_submit():
     from .services import witnesses
 
     settings = current_app.config["REGISTRY"]
-    timing = witnesses.Timing(settings.witness_timeout_seconds, settings.witness_interval_seconds,
-                              settings.witness_backoff_max_seconds)
-    outcomes = witnesses.submit_due(db.database().session, timing, clock.now)
+    outcomes = witnesses.submit_due(db.database().session, witnesses.Timing.of(settings), clock.now)
     for outcome in outcomes:
         size = f" at size {outcome.tree_size}" if outcome.tree_size is not None else ""
         click.echo(f"{outcome.witness}: {outcome.result}{size}" + (f": {outcome.problem}" if outcome.problem else ""))

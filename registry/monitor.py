@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 from .crypto import merkle, note, tiles
 from .domain.timefmt import format_time, now_utc
-from .offline import OfflineError, WitnessPolicy
+from .offline import OfflineError, WitnessPolicy, add_policy_arguments
 
 PAGE = 1000
 Fetch = Callable[[str], tuple[int, str]]
@@ -309,10 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiles", action="store_true",
                         help="read only the checkpoint and the C2SP tiles; URL is their prefix, e.g."
                              " https://registry.example/api/v1/log (needs --log-key on the first run)")
-    parser.add_argument("--witness", action="append", metavar="VKEY",
-                        help="a witness's verifier key to trust (repeatable)")
-    parser.add_argument("--quorum", type=int, metavar="K",
-                        help="how many of the --witness keys must have cosigned (default: all)")
+    add_policy_arguments(parser)
     args = parser.parse_args(argv)
     try:
         policy = WitnessPolicy.from_vkeys(args.witness, args.quorum)

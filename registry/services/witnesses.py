@@ -249,6 +249,12 @@ class Timing:
     interval: float  # between passes of a submitter; the first step of the backoff
     backoff_max: float
 
+    @classmethod
+    def of(cls, settings) -> Timing:
+        """From the ``REGISTRY_WITNESS_*`` settings (config.Settings)."""
+        return cls(settings.witness_timeout_seconds, settings.witness_interval_seconds,
+                   settings.witness_backoff_max_seconds)
+
     @property
     def lease(self) -> timedelta:
         # Two calls at most (the second after a 409 told the witness's size), and room to record.
