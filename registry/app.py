@@ -98,7 +98,7 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
         # Started by the server (gunicorn.conf.py), not here: tests and the CLI answer alone.
         app.extensions["registry.batch_helper"] = BatchHelper(settings.database_url, settings.batch_split_min,
                                                               settings.read_fan_out)
-    if settings.witness_submit:
+    if settings.submits_to_witnesses:
         _submit_to_witnesses(app, settings)
     api.init_app(app)
     web.init_app(app)

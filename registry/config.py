@@ -102,7 +102,8 @@ class Settings:
     log_level: str = field(default="INFO", metadata={"env": "REGISTRY_LOG_LEVEL"})
     # Witnesses (services/witnesses.py): each server process submits in a
     # thread of its own, coordinated with the others through the database.
-    witness_submit: bool = field(default=True, metadata={"env": "REGISTRY_WITNESS_SUBMIT", "parse": _bool})
+    # None: on, except with REGISTRY_ENV=testing, whose many short-lived apps would each leave a thread.
+    witness_submit: bool | None = field(default=None, metadata={"env": "REGISTRY_WITNESS_SUBMIT", "parse": _bool})
     witness_interval_seconds: float = field(
         default=10.0, metadata={"env": "REGISTRY_WITNESS_INTERVAL_SECONDS", "parse": _positive_float}
     )
@@ -137,6 +138,10 @@ class Settings:
     @property
     def testing(self) -> bool:
         return self.env == "testing"
+
+    @property
+    def submits_to_witnesses(self) -> bool:
+        return self.witness_submit if self.witness_submit is not None else not self.testing
 
     def check(self) -> None:
         if self.env not in ENVIRONMENTS:

@@ -132,9 +132,9 @@ def now(monkeypatch):
 @pytest.fixture
 def app(database_url, keys_dir, now):
     application = create_app(
-        # Witness submission is a thread; tests that want it start one themselves (test_witnesses.py).
+        # No witness submitter thread (off with env testing); tests that want one start it (test_witnesses.py).
         {"env": "testing", "database_url": database_url, "keys_dir": keys_dir,
-         "log_origin": "aeo-registry.test/log", "witness_submit": False},
+         "log_origin": "aeo-registry.test/log"},
         environ={},
     )
     with application.app_context():

@@ -284,7 +284,7 @@ def test_the_app_starts_its_submitter_on_its_first_request(database_url, keys_di
     from registry import create_app
 
     app = create_app({"env": "testing", "database_url": database_url, "keys_dir": keys_dir,
-                      "log_origin": "aeo-registry.test/log"}, environ={})
+                      "log_origin": "aeo-registry.test/log", "witness_submit": True}, environ={})
     submitter = app.extensions["registry.witness_submitter"]
     try:
         assert not submitter.started  # not on import: gunicorn forks workers after it, the CLI serves nothing
