@@ -457,6 +457,8 @@ def test_proof_files_of_a_licence_check_offline_and_on_the_evidence_page(mk, cli
     assert (report.index, report.cosigned_by) == (parsed.index, (w1.name,))
     # The same file from the API; and the links from the check page and the sheet lead to it.
     assert client.get(f"/api/v1/log/proof/tlog-proof?index={parsed.index}").get_data(as_text=True) == text
+    beyond = client.get(f"/api/v1/log/proof/tlog-proof?index={mk.log_size()}")
+    assert beyond.status_code == 404 and beyond.get_json()["errors"].keys() == {"index"}
     check = client.get("/check", query_string={"operator_id": operator_id("MK", 1), "certificate": "MKAEOF000001"})
     assert "/certificate/MKAEOF000001/proof?operator=" in check.get_data(as_text=True)
     # Both numbers, as for the sheet: a wrong operator id finds nothing.
