@@ -65,6 +65,10 @@ def create_app(config: Mapping[str, Any] | None = None, environ: Mapping[str, st
         except KeyFileError as exc:
             raise ConfigError(f"the registry's keys are not usable: {exc}") from exc
     runtime.install(app)
+    if runtime.witness_submitter is not None:
+        # On the first request a process serves, not here: gunicorn forks its workers
+        # after loading the app only when it preloads, and the CLI loads it without serving.
+        app.before_request(runtime.witness_submitter.start)
     context.init_app(app)
     api.init_app(app)
     web.init_app(app)

@@ -31,7 +31,8 @@ registry = AppGroup("registry", help="Administer the AEO registry.")
 party_group = AppGroup("party", help="Parties and their keys.")
 token_group = AppGroup("token", help="API tokens.")
 agreement_group = AppGroup("agreement", help="Mutual recognition agreements.")
-for group in (party_group, token_group, agreement_group):
+witness_group = AppGroup("witness", help="Partners' witnesses that cosign the log's checkpoints.")
+for group in (party_group, token_group, agreement_group, witness_group):
     registry.add_command(group)
 
 
@@ -171,6 +172,67 @@ def agreement_put(file):
         click.echo(f"agreement {record['id']} unchanged at version {record['version']}")
 
 
+@witness_group.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.argument("vkey")
+@handled
+def witness_add(name, url, vkey):
+    """Submit checkpoints to a witness: a name of your choice, its submission URL and its verifier key.
+
+    Take the verifier key from the witness's operator over a channel you trust
+    (it is what `python -m registry.witness keygen` printed): a wrong key makes
+    every cosignature count for nothing.
+    """
+    from .services import witnesses
+
+    with _database().session() as session:
+        row = witnesses.add(session, name, url, vkey, clock.now())
+        click.echo(f"witness {row.name} added: {row.url} {row.vkey}")
+
+
+@witness_group.command("list")
+@handled
+def witness_list():
+    """Each witness with its URL, key and how far it has cosigned."""
+    from .services import witnesses
+
+    with _database().session() as session:
+        rows = {row.name: row for row in witnesses.listing(session)}
+        for state in witnesses.status(session):
+            row = rows[state.name]
+            problem = f"  ({state.problem})" if state.problem else ""
+            click.echo(f"{row.name}  {row.url}  {row.vkey}  {state.state}, cosigned size "
+                       f"{state.cosigned_size if state.cosigned_size is not None else '-'}{problem}")
+
+
+@witness_group.command("remove")
+@click.argument("name")
+@handled
+def witness_remove(name):
+    """Stop submitting to a witness; the cosignatures it made stay served."""
+    from .services import witnesses
+
+    with _database().session() as session:
+        row = witnesses.remove(session, name)
+        click.echo(f"witness {row.name} removed")
+
+
+@witness_group.command("submit")
+@handled
+def witness_submit():
+    """Submit the newest checkpoint to every witness that lacks it now (servers do this by themselves)."""
+    from .services import witnesses
+
+    settings = current_app.config["REGISTRY"]
+    outcomes = witnesses.submit_due(_database().session, witnesses.Timing.of(settings), clock.now)
+    for outcome in outcomes:
+        size = f" at size {outcome.tree_size}" if outcome.tree_size is not None else ""
+        click.echo(f"{outcome.witness}: {outcome.result}{size}" + (f": {outcome.problem}" if outcome.problem else ""))
+    if any(outcome.result == "failed" for outcome in outcomes):
+        sys.exit(1)
+
+
 @registry.command("import")
 @click.argument("code")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -269,6 +331,19 @@ def _registry_jwks() -> dict | None:
         return None
 
 
+def witness_policy(command: Callable) -> Callable:
+    """``--witness VKEY`` (repeatable) and ``--quorum K``, as the offline verifier and the monitor take them."""
+    command = click.option("--quorum", type=int, help="how many of the --witness keys must have cosigned "
+                                                      "(default: all)")(command)
+    return click.option("--witness", multiple=True, metavar="VKEY",
+                        help="a witness's verifier key to trust (repeatable)")(command)
+
+
+def _policy_args(witnesses: tuple[str, ...], quorum: int | None) -> list[str]:
+    quorum_args = ["--quorum", str(quorum)] if quorum is not None else []
+    return [*(arg for vkey in witnesses for arg in ("--witness", vkey)), *quorum_args]
+
+
 @registry.command("verify-offline")
 @click.argument("snapshot", type=click.Path(exists=True, dir_okay=False))
 @click.argument("operator_id")
@@ -276,12 +351,13 @@ def _registry_jwks() -> dict | None:
 @click.option("--at", help="RFC 3339 time or YYYY-MM-DD; default now")
 @click.option("--jwks", type=click.Path(exists=True, dir_okay=False),
               help="the registry's pinned JWK set (default: this registry's own keys)")
-def verify_offline(snapshot, operator_id, verifier, at, jwks):
+@witness_policy
+def verify_offline(snapshot, operator_id, verifier, at, jwks, witness, quorum):
     """Answer a verification from a snapshot file alone; exits non-zero only if the snapshot fails."""
     from . import offline
 
     args = ["verify", snapshot, operator_id, "--as", verifier, *(["--at", at] if at else []),
-            *(["--jwks", jwks] if jwks else [])]
+            *(["--jwks", jwks] if jwks else []), *_policy_args(witness, quorum)]
     sys.exit(offline.main(args, _registry_jwks()))
 
 
@@ -291,12 +367,13 @@ def verify_offline(snapshot, operator_id, verifier, at, jwks):
               help="for the issuers' keys and the log key")
 @click.option("--jwks", type=click.Path(exists=True, dir_okay=False),
               help="the registry's pinned JWK set (default: this registry's own keys)")
-def check_answer(answer, snapshot, jwks):
-    """Check a stored verification answer: signatures and inclusion proofs."""
+@witness_policy
+def check_answer(answer, snapshot, jwks, witness, quorum):
+    """Check a stored verification answer (signatures and inclusion proofs) or a .tlog-proof file."""
     from . import offline
 
-    sys.exit(offline.main(["check-answer", answer, "--snapshot", snapshot, *(["--jwks", jwks] if jwks else [])],
-                          _registry_jwks()))
+    sys.exit(offline.main(["check-answer", answer, "--snapshot", snapshot, *(["--jwks", jwks] if jwks else []),
+                           *_policy_args(witness, quorum)], _registry_jwks()))
 
 
 @registry.command("monitor")
@@ -305,11 +382,17 @@ def check_answer(answer, snapshot, jwks):
 @click.option("--log-key", help="the log's verifier key, pinned (default: trust on first use)")
 @click.option("--tiles", is_flag=True, help="read only the checkpoint and the C2SP tiles; URL is their prefix"
                                             " (https://registry.example/api/v1/log); needs --log-key at first")
-def monitor_command(url, state, log_key, tiles):
+@witness_policy
+def monitor_command(url, state, log_key, tiles, witness, quorum):
     """Check a running registry's new checkpoint against the last one seen; non-zero on any inconsistency."""
-    from . import monitor
+    from . import monitor, offline
 
-    sys.exit(monitor.run_and_report(monitor.fetcher(url, tiles), Path(state), log_key, click.echo, tiles=tiles))
+    try:
+        policy = offline.WitnessPolicy.from_vkeys(witness, quorum)
+    except offline.OfflineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(monitor.run_and_report(monitor.fetcher(url, tiles), Path(state), log_key, click.echo, tiles=tiles,
+                                    policy=policy))
 
 
 def init_app(app: Flask) -> None:

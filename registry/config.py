@@ -37,6 +37,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"must be a positive number of seconds: {value!r}")
+    return number
+
+
 def _rate(value: str) -> tuple[int, int]:
     """``N/SECONDS``: at most N events per window of SECONDS."""
     count, _, window = value.partition("/")
@@ -96,6 +103,19 @@ class Settings:
     proxy_hops: int = field(default=0, metadata={"env": "REGISTRY_PROXY_HOPS", "parse": int})
     cors_origin: str = field(default="*", metadata={"env": "REGISTRY_CORS_ORIGIN"})
     log_level: str = field(default="INFO", metadata={"env": "REGISTRY_LOG_LEVEL"})
+    # Witnesses (services/witnesses.py): each server process submits in a
+    # thread of its own, coordinated with the others through the database.
+    # None: on, except with REGISTRY_ENV=testing, whose many short-lived apps would each leave a thread.
+    witness_submit: bool | None = field(default=None, metadata={"env": "REGISTRY_WITNESS_SUBMIT", "parse": _bool})
+    witness_interval_seconds: float = field(
+        default=10.0, metadata={"env": "REGISTRY_WITNESS_INTERVAL_SECONDS", "parse": _positive_float}
+    )
+    witness_timeout_seconds: float = field(
+        default=5.0, metadata={"env": "REGISTRY_WITNESS_TIMEOUT_SECONDS", "parse": _positive_float}
+    )
+    witness_backoff_max_seconds: float = field(
+        default=600.0, metadata={"env": "REGISTRY_WITNESS_BACKOFF_MAX_SECONDS", "parse": _positive_float}
+    )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -121,6 +141,10 @@ class Settings:
     @property
     def testing(self) -> bool:
         return self.env == "testing"
+
+    @property
+    def submits_to_witnesses(self) -> bool:
+        return self.witness_submit if self.witness_submit is not None else not self.testing
 
     def check(self) -> None:
         if self.env not in ENVIRONMENTS:

@@ -62,6 +62,13 @@ class ConflictError(RegistryError):
     title = "Conflict"
 
 
+class NotCosignedError(ConflictError):
+    """No checkpoint has the cosignatures asked for yet: the witnesses have not caught up, not a fault."""
+
+    slug = "not-cosigned"
+    title = "Not cosigned yet"
+
+
 class UnprocessableError(RegistryError):
     """Well-formed input that a rule refuses whatever the state (e.g. claiming another party's identifier)."""
 

@@ -17,6 +17,12 @@ proof), and replays the new entries from the entry bundles.
 
     python -m registry.monitor https://registry.example/api/v1/log --tiles \
         --log-key 'aeo-registry.example/log+1a2b3c4d+AQ...' --state monitor.json
+
+With a witness policy (``--witness VKEY``, repeatable, and ``--quorum K``) it
+checks the newest checkpoint that the registry says K witnesses cosigned
+(``checkpoint?cosigned=K``), and moves on only if K of the policy's own
+witnesses did: a history that no independent witness saw is not taken as
+seen, and the run exits 3 naming who signed.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any, TypeVar
 
 from .crypto import merkle, note, tiles
 from .domain.timefmt import format_time, now_utc
+from .offline import OfflineError, WitnessPolicy, add_policy_arguments
 
 PAGE = 1000
 Fetch = Callable[[str], tuple[int, str]]
@@ -49,6 +56,32 @@ class Inconsistency(Exception):  # noqa: N818 - what it reports is an inconsiste
 
 class Unreachable(Exception):  # noqa: N818
     """The registry could not be read; nothing is concluded."""
+
+
+class Unwitnessed(Exception):  # noqa: N818
+    """The checkpoint lacks the policy's quorum of cosignatures; nothing is taken as seen."""
+
+
+def _checkpoint(fetch: Callable[[str], tuple[int, Body]], path: str, policy: WitnessPolicy | None) -> Body:
+    """The newest checkpoint; with a policy, the newest the registry says its quorum of witnesses cosigned."""
+    if policy is None:
+        return _get(fetch, path)
+    status, body = fetch(f"{path}?cosigned={policy.quorum}")
+    if status == 409:  # none has that many cosignatures yet
+        raise Unwitnessed(f"the registry has no checkpoint cosigned by {policy.quorum} witnesses yet")
+    if status != 200:
+        raise Unreachable(f"GET {path}?cosigned={policy.quorum} answered {status}")
+    return body
+
+
+def _witnessed(text: str, policy: WitnessPolicy | None, report: list[str]) -> None:
+    if policy is None:
+        return
+    try:
+        names = policy.check(text, "the checkpoint")
+    except OfflineError as exc:
+        raise Unwitnessed(str(exc)) from exc
+    report.append(f"cosigned by {len(names)} trusted witnesses: {', '.join(names)}")
 
 
 @dataclass
@@ -118,14 +151,17 @@ def _b64(value: str) -> bytes:
     return base64.b64decode(value)
 
 
-def run(fetch: Fetch, state_path: Path, pinned_key: str | None = None) -> list[str]:
+def run(fetch: Fetch, state_path: Path, pinned_key: str | None = None,
+        policy: WitnessPolicy | None = None) -> list[str]:
     """One monitoring pass; returns what was checked, raises on an inconsistency."""
     state = State.load(state_path)
     verifier_key = _get_json(fetch, "/api/v1/log")["verifier_key"]
     expected_key = pinned_key or (state.verifier_key if state else None)
     if expected_key is not None and verifier_key != expected_key:
         raise Inconsistency(f"the log key changed: {verifier_key} is not the pinned {expected_key}")
-    state, checkpoint, report = _newest(state, verifier_key, _get(fetch, "/api/v1/log/checkpoint"))
+    text = _checkpoint(fetch, "/api/v1/log/checkpoint", policy)
+    state, checkpoint, report = _newest(state, verifier_key, text)
+    _witnessed(text, policy, report)
     verifier = note.Verifier.from_vkey(verifier_key)
     old_size, old_root = state.tree_size, _b64(state.root_hash)
     if 0 < old_size < checkpoint.tree_size:
@@ -148,7 +184,8 @@ def run(fetch: Fetch, state_path: Path, pinned_key: str | None = None) -> list[s
     return report
 
 
-def run_tiles(fetch: BytesFetch, state_path: Path, pinned_key: str | None = None) -> list[str]:
+def run_tiles(fetch: BytesFetch, state_path: Path, pinned_key: str | None = None,
+              policy: WitnessPolicy | None = None) -> list[str]:
     """One pass through the checkpoint and the tiles alone; ``fetch`` takes paths below the tiles' prefix."""
     state = State.load(state_path)
     if state is not None and pinned_key is not None and pinned_key != state.verifier_key:
@@ -157,7 +194,9 @@ def run_tiles(fetch: BytesFetch, state_path: Path, pinned_key: str | None = None
     if verifier_key is None:
         # Tiles carry no key to trust on first use: a mirror could serve any.
         raise Unreachable("reading tiles needs the log's verifier key (--log-key) on the first run")
-    state, checkpoint, report = _newest(state, verifier_key, _get(fetch, "/checkpoint").decode(errors="replace"))
+    text = _checkpoint(fetch, "/checkpoint", policy).decode(errors="replace")
+    state, checkpoint, report = _newest(state, verifier_key, text)
+    _witnessed(text, policy, report)
     old_size = state.tree_size
     try:
         tree = tiles.TiledTree(checkpoint.tree_size, checkpoint.root_hash,
@@ -270,8 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiles", action="store_true",
                         help="read only the checkpoint and the C2SP tiles; URL is their prefix, e.g."
                              " https://registry.example/api/v1/log (needs --log-key on the first run)")
+    add_policy_arguments(parser)
     args = parser.parse_args(argv)
-    return run_and_report(fetcher(args.url, args.tiles), Path(args.state), args.log_key, print, tiles=args.tiles)
+    try:
+        policy = WitnessPolicy.from_vkeys(args.witness, args.quorum)
+    except OfflineError as exc:
+        parser.error(str(exc))
+    return run_and_report(fetcher(args.url, args.tiles), Path(args.state), args.log_key, print, tiles=args.tiles,
+                          policy=policy)
 
 
 def fetcher(url: str, tiles: bool) -> Fetch | BytesFetch:
@@ -280,9 +325,11 @@ def fetcher(url: str, tiles: bool) -> Fetch | BytesFetch:
 
 
 def run_and_report(fetch: Fetch | BytesFetch, state_path: Path, pinned_key: str | None, echo,
-                   tiles: bool = False) -> int:
+                   tiles: bool = False, policy: WitnessPolicy | None = None) -> int:
+    """Exit 0 when all holds, 1 on an inconsistency, 2 when the registry could not be read, 3 when the
+    newest checkpoint lacks the witness policy's quorum."""
     try:
-        for line in (run_tiles if tiles else run)(fetch, state_path, pinned_key):
+        for line in (run_tiles if tiles else run)(fetch, state_path, pinned_key, policy):
             echo(line)
     except Inconsistency as exc:
         print(f"INCONSISTENT: {exc}", file=sys.stderr)
@@ -290,6 +337,9 @@ def run_and_report(fetch: Fetch | BytesFetch, state_path: Path, pinned_key: str 
     except Unreachable as exc:
         print(f"monitor could not check: {exc}", file=sys.stderr)
         return 2
+    except Unwitnessed as exc:
+        print(f"NOT WITNESSED: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -10,6 +10,13 @@ Run it without the server's settings as ``python -m registry.offline``:
 
     python -m registry.offline verify SNAPSHOT.json OPERATOR_ID --as AL [--at TIME] --jwks JWKS.json
     python -m registry.offline check-answer ANSWER.json --snapshot SNAPSHOT.json --jwks JWKS.json
+    python -m registry.offline check-answer ENTRY.tlog-proof --snapshot SNAPSHOT.json --jwks JWKS.json
+
+Both take a witness policy, ``--witness VKEY`` (repeatable) and ``--quorum K``
+(default: every witness given): evidence whose checkpoint note is not
+cosigned by K of those witnesses is refused, and the refusal names who did
+sign. A quorum of independent witnesses is what shows that the registry
+showed this very history to them, not one made for you alone.
 
 A web page or another program can check an answer against the registry's
 published keys instead: ``check_answer(answer, Anchors.published(...))``.
@@ -31,7 +38,7 @@ from typing import Any
 
 from joserfc.jwk import OKPKey
 
-from .crypto import jws, keys, merkle, note
+from .crypto import cosignature, jws, keys, merkle, note, tlogproof
 from .domain import identifiers
 from .domain.agreement import AgreementVersion
 from .domain.licence import LicenceVersion
@@ -49,6 +56,47 @@ def _b64(value: str, where: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, TypeError, ValueError) as exc:
         raise OfflineError(f"{where}: not base64") from exc
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """Which witnesses a partner trusts, and how many of them must have cosigned a checkpoint."""
+
+    witnesses: tuple[cosignature.CosignatureVerifier, ...]
+    quorum: int
+
+    @classmethod
+    def from_vkeys(cls, vkeys: Sequence[str] | None, quorum: int | None = None) -> WitnessPolicy | None:
+        """The policy of ``--witness`` keys and ``--quorum`` (default: all of them); None without witnesses."""
+        if not vkeys:
+            if quorum is not None:
+                raise OfflineError("--quorum needs the witnesses' keys (--witness VKEY, repeatable)")
+            return None
+        verifiers = []
+        for vkey in vkeys:
+            try:
+                verifier = cosignature.CosignatureVerifier.from_vkey(vkey.strip())
+            except note.NoteError as exc:
+                raise OfflineError(f"witness key {vkey!r}: {exc}") from exc
+            if verifier not in verifiers:
+                verifiers.append(verifier)
+        quorum = len(verifiers) if quorum is None else quorum
+        if not 1 <= quorum <= len(verifiers):
+            raise OfflineError(f"--quorum {quorum} is not between 1 and the {len(verifiers)} witnesses given")
+        return cls(tuple(verifiers), quorum)
+
+    def check(self, signed_note: str, what: str) -> list[str]:
+        """The names of the policy's witnesses whose cosignatures on ``signed_note`` hold; too few is an error."""
+        try:
+            _, verified = note.verified_by(signed_note, self.witnesses)
+        except note.NoteError as exc:
+            raise OfflineError(f"{what}: {exc}") from exc
+        names = [verifier.name for verifier in verified]
+        if len(names) < self.quorum:
+            signed = ", ".join(names) if names else "none of them"
+            raise OfflineError(f"{what} is cosigned by {len(names)} of the {len(self.witnesses)} trusted witnesses "
+                               f"({signed}); the policy asks for {self.quorum}")
+        return names
 
 
 @dataclass(frozen=True)
@@ -262,6 +310,7 @@ class Snapshot:
     log_verifier: note.Verifier
     undisclosed: tuple[str, frozenset[str]]
     parties: frozenset[str]
+    cosigned_by: tuple[str, ...] = ()  # the policy's witnesses that cosigned its checkpoint
 
     @property
     def void_from(self) -> Mapping[str, datetime]:
@@ -273,12 +322,15 @@ class Snapshot:
                        {v.statement: v for v in self.licence_versions if v.statement})
 
 
-def open_snapshot(document: dict[str, Any], trusted_jwks: dict[str, Any]) -> Snapshot:
+def open_snapshot(document: dict[str, Any], trusted_jwks: dict[str, Any],
+                  policy: WitnessPolicy | None = None) -> Snapshot:
     """Check a snapshot fully: its signature, its checkpoint, every statement and leaf in it.
 
     ``trusted_jwks`` are the registry's keys as pinned by the border post.
     The keys a snapshot carries prove nothing about who made it, so there
-    is no answer without trusted ones.
+    is no answer without trusted ones. With a witness ``policy``, its
+    checkpoint must carry the quorum of cosignatures (checked first, before
+    the statements: it is cheap and decides).
     """
     if not isinstance(trusted_jwks, dict) or not trusted_jwks.get("keys"):
         raise OfflineError("no trusted registry keys given (the registry's /.well-known/jwks.json, pinned)")
@@ -288,7 +340,9 @@ def open_snapshot(document: dict[str, Any], trusted_jwks: dict[str, Any]) -> Sna
     registry = RegistryKeys.from_jwks(trusted_jwks)
     payload = registry.verify_answer_key_jws(text, jws.TYP_SNAPSHOT, "snapshot")
     try:
-        return _read_snapshot(payload, registry)
+        cosigned_by = () if policy is None else tuple(policy.check(payload["checkpoint"]["note"],
+                                                                    "the snapshot's checkpoint"))
+        return replace(_read_snapshot(payload, registry), cosigned_by=cosigned_by)
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, OfflineError):
             raise
@@ -393,19 +447,26 @@ class AnswerReport:
     results: list[dict[str, Any]]
     proven: int  # licences whose inclusion in the log was proven
     void: int = 0  # licence statements that a key revocation voided after the answer was made
+    cosigned_by: tuple[str, ...] | None = None  # with a witness policy: its witnesses that cosigned
 
     def as_json(self) -> dict[str, Any]:
-        return {"valid": True, "verifier": self.verifier, "at": self.at, "produced_at": self.produced_at,
-                "next_update": self.next_update, "fresh": self.fresh, "tree_size": self.tree_size,
-                "licences_proven_in_log": self.proven, "licences_void_since": self.void, "results": self.results}
+        found = {"valid": True, "verifier": self.verifier, "at": self.at, "produced_at": self.produced_at,
+                 "next_update": self.next_update, "fresh": self.fresh, "tree_size": self.tree_size,
+                 "licences_proven_in_log": self.proven, "licences_void_since": self.void, "results": self.results}
+        if self.cosigned_by is not None:
+            found["cosigned_by"] = list(self.cosigned_by)
+        return found
 
 
-def check_answer(document: dict[str, Any], anchors: Anchors | Snapshot, now: datetime | None = None) -> AnswerReport:
+def check_answer(document: dict[str, Any], anchors: Anchors | Snapshot, now: datetime | None = None,
+                 policy: WitnessPolicy | None = None) -> AnswerReport:
     """Check a stored answer: the registry's signature, each issuer's, each inclusion proof.
 
     ``anchors`` are the keys to trust: a snapshot's, or the registry's
     published ones. A licence without a statement (batch answers leave them
-    out by default) is reported but proves nothing by itself.
+    out by default) is reported but proves nothing by itself. With a witness
+    ``policy`` the answer must carry its checkpoint note (``proofs=true`` or
+    ``cosigned=K``), cosigned by the policy's quorum.
     """
     if isinstance(anchors, Snapshot):
         anchors = anchors.anchors
@@ -415,7 +476,14 @@ def check_answer(document: dict[str, Any], anchors: Anchors | Snapshot, now: dat
     if "verification" in document and document["verification"] != verification:
         raise OfflineError("answer: the verification object differs from the signed payload")
     try:
-        return _check_verification(verification, anchors, now or now_utc())
+        report = _check_verification(verification, anchors, now or now_utc())
+        if policy is None:
+            return report
+        if "note" not in verification["checkpoint"]:
+            raise OfflineError("the answer carries no checkpoint note for the witness policy to check: "
+                               "ask for it with proofs=true or cosigned=K")
+        return replace(report, cosigned_by=tuple(policy.check(verification["checkpoint"]["note"],
+                                                              "the answer's checkpoint")))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, OfflineError):
             raise
@@ -492,6 +560,62 @@ def _check_licence_statement(anchors: Anchors, licence: dict[str, Any], statemen
     return anchors.party_keys.is_void(envelope.kid, logged_at)
 
 
+# --- proof files (c2sp.org/tlog-proof) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProofReport:
+    """What a checked proof file proves: this leaf is entry ``index`` of the log the checkpoint commits to."""
+
+    index: int
+    tree_size: int
+    root_hash: str
+    leaf: dict[str, Any]
+    cosigned_by: tuple[str, ...] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        found = {"valid": True, "kind": "tlog-proof", "index": self.index, "tree_size": self.tree_size,
+                 "root_hash": self.root_hash, "leaf": self.leaf}
+        if self.cosigned_by is not None:
+            found["cosigned_by"] = list(self.cosigned_by)
+        return found
+
+
+def check_proof(text: str, log_verifier: note.Verifier, policy: WitnessPolicy | None = None,
+                statement: str | None = None) -> ProofReport:
+    """Check a proof file the registry made: the log key's signature, the witness policy, the inclusion.
+
+    Its ``extra`` holds the logged leaf (identifiers and the statement's
+    SHA-256, no operator data). With ``statement``, that statement must be the one the leaf names.
+    """
+    try:
+        proof = tlogproof.parse(text)
+    except tlogproof.ProofFormatError as exc:
+        raise OfflineError(f"proof file: {exc}") from exc
+    try:
+        checkpoint = note.open_checkpoint(proof.checkpoint, log_verifier, log_verifier.name)
+    except note.NoteError as exc:
+        raise OfflineError(f"proof file checkpoint: {exc}") from exc
+    cosigned_by = None if policy is None else tuple(policy.check(proof.checkpoint, "the proof's checkpoint"))
+    if proof.extra is None:
+        raise OfflineError("proof file: no extra line holding the logged leaf")
+    try:
+        leaf = json.loads(proof.extra.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OfflineError("proof file: its extra data is not a logged leaf (JSON)") from exc
+    if not isinstance(leaf, dict):
+        raise OfflineError("proof file: its extra data is not a logged leaf (a JSON object)")
+    try:
+        merkle.verify_inclusion(proof.index, checkpoint.tree_size, merkle.leaf_hash(proof.extra), proof.hashes,
+                                checkpoint.root_hash)
+    except merkle.ProofError as exc:
+        raise OfflineError(f"proof file: inclusion proof of entry {proof.index}: {exc}") from exc
+    if statement is not None and leaf.get("statement_sha256") != hashlib.sha256(statement.encode()).hexdigest():
+        raise OfflineError("proof file: the statement given is not the one the leaf names")
+    return ProofReport(proof.index, checkpoint.tree_size, base64.b64encode(checkpoint.root_hash).decode(), leaf,
+                       cosigned_by)
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -512,8 +636,8 @@ def _trusted(jwks_path: str | None, trusted_jwks: dict[str, Any] | None) -> dict
 
 
 def verify_command(snapshot_path: str, operator_id: str, verifier: str, at: str | None,
-                   trusted_jwks: dict[str, Any]) -> dict[str, Any]:
-    snapshot = open_snapshot(_read_json(snapshot_path), trusted_jwks)
+                   trusted_jwks: dict[str, Any], policy: WitnessPolicy | None = None) -> dict[str, Any]:
+    snapshot = open_snapshot(_read_json(snapshot_path), trusted_jwks, policy)
     try:
         moment = parse_moment(at) if at else now_utc()
     except ValueError as exc:
@@ -521,9 +645,28 @@ def verify_command(snapshot_path: str, operator_id: str, verifier: str, at: str 
     return answer(snapshot, operator_id, verifier, moment).as_json()
 
 
-def check_answer_command(answer_path: str, snapshot_path: str, trusted_jwks: dict[str, Any]) -> dict[str, Any]:
+def check_answer_command(answer_path: str, snapshot_path: str, trusted_jwks: dict[str, Any],
+                         policy: WitnessPolicy | None = None) -> dict[str, Any]:
+    """An answer (JSON) or a proof file (c2sp.org/tlog-proof), checked with the snapshot's keys."""
+    try:
+        text = Path(answer_path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OfflineError(f"{answer_path}: cannot read: {exc}") from exc
     snapshot = open_snapshot(_read_json(snapshot_path), trusted_jwks)
-    return check_answer(_read_json(answer_path), snapshot).as_json()
+    if tlogproof.is_proof(text):
+        return check_proof(text, snapshot.log_verifier, policy).as_json()
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise OfflineError(f"{answer_path}: neither JSON nor a {tlogproof.HEADER} proof: {exc}") from exc
+    return check_answer(document, snapshot, policy=policy).as_json()
+
+
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--witness", action="append", metavar="VKEY",
+                        help="a witness's verifier key to trust (repeatable)")
+    parser.add_argument("--quorum", type=int, metavar="K",
+                        help="how many of the --witness keys must have cosigned (default: all)")
 
 
 def main(argv: Sequence[str] | None = None, trusted_jwks: dict[str, Any] | None = None) -> int:
@@ -536,17 +679,20 @@ def main(argv: Sequence[str] | None = None, trusted_jwks: dict[str, Any] | None 
     verify.add_argument("--as", dest="verifier", required=True, help="the verifying party's code")
     verify.add_argument("--at", help="RFC 3339 time or YYYY-MM-DD; default now")
     verify.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json (required)")
-    check = commands.add_parser("check-answer", help="check a stored verification answer")
+    add_policy_arguments(verify)
+    check = commands.add_parser("check-answer", help="check a stored verification answer, or a .tlog-proof file")
     check.add_argument("answer")
     check.add_argument("--snapshot", required=True, help="a snapshot: the issuers' keys and the log key")
     check.add_argument("--jwks", help="the registry's pinned /.well-known/jwks.json (required)")
+    add_policy_arguments(check)
     args = parser.parse_args(argv)
     try:
         trusted = _trusted(args.jwks, trusted_jwks)
+        policy = WitnessPolicy.from_vkeys(args.witness, args.quorum)
         if args.command == "verify":
-            output = verify_command(args.snapshot, args.operator_id, args.verifier, args.at, trusted)
+            output = verify_command(args.snapshot, args.operator_id, args.verifier, args.at, trusted, policy)
         else:
-            output = check_answer_command(args.answer, args.snapshot, trusted)
+            output = check_answer_command(args.answer, args.snapshot, trusted, policy)
     except OfflineError as exc:
         print(f"verification failed: {exc}", file=sys.stderr)
         return 1
@@ -558,5 +704,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["Anchors", "AnswerReport", "OfflineError", "Snapshot", "answer", "check_answer", "main",
-           "open_snapshot"]
+__all__ = ["Anchors", "AnswerReport", "OfflineError", "ProofReport", "Snapshot", "WitnessPolicy", "answer",
+           "check_answer", "check_proof", "main", "open_snapshot"]

@@ -494,6 +494,10 @@ class InclusionQuerySchema(Schema):
     tree_size = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_LOG_INDEX))
 
 
+class ProofFileQuerySchema(Schema):
+    index = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_LOG_INDEX))
+
+
 class InclusionProofSchema(Schema):
     index = fields.Integer(required=True)
     tree_size = fields.Integer(required=True)
@@ -514,6 +518,19 @@ class ConsistencyProofSchema(Schema):
 
 class CheckpointQuerySchema(Schema):
     tree_size = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_LOG_INDEX))
+
+
+MAX_QUORUM = 64
+
+
+def Cosigned(**kwargs) -> fields.Integer:  # noqa: N802
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_QUORUM), metadata={"description": (
+        "the newest checkpoint cosigned by at least this many of the registry's witnesses; 409 (not-cosigned, "
+        "with Retry-After) while none is, 400 if more witnesses are asked for than are configured")}, **kwargs)
+
+
+class LatestCheckpointQuerySchema(Schema):
+    cosigned = Cosigned()
 
 
 class LogInfoSchema(Schema):
@@ -583,8 +600,25 @@ class ProblemSchema(Schema):
     )
 
 
+class WitnessStatusSchema(Schema):
+    name = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("up_to_date", "behind", "failing")))
+    cosigned_size = fields.Integer(required=True, allow_none=True,
+                                   metadata={"description": "the newest tree size it cosigned"})
+    behind = fields.Integer(required=True, metadata={"description": "entries logged since"})
+    last_cosigned_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
+    failures = fields.Integer(required=True, metadata={"description": "submissions failed in a row"})
+    submissions = fields.Integer(required=True)
+    failed_submissions = fields.Integer(required=True)
+    next_attempt_at = fields.String(required=True, allow_none=True, metadata={
+        "format": "date-time", "description": "no process submits to it before (backoff)"})
+    problem = fields.String(required=True, allow_none=True, metadata={"description": "the last failure"})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True)
+    witnesses = fields.List(fields.Nested(WitnessStatusSchema), metadata={
+        "description": "on /readyz: how each witness keeps up; never a reason for a 503"})
 
 
 # --- verification ---------------------------------------------------------------------
@@ -599,7 +633,8 @@ class VerifyQuerySchema(Schema):
     at = Moment(metadata={"description": "RFC 3339 time or YYYY-MM-DD; default now"})
     nonce = Nonce()
     proofs = fields.Boolean(truthy={"true", "1"}, falsy={"false", "0"}, load_default=False,
-                            metadata={"description": "add inclusion proofs and the signed checkpoint note"})
+                            metadata={"description": "add inclusion proofs and the cosigned checkpoint note"})
+    cosigned = Cosigned()
 
 
 class RawList(fields.List):
@@ -627,6 +662,7 @@ class VerifyBatchSchema(Schema):
     nonce = Nonce(load_default=None, allow_none=True)
     include_statements = StrictBool(load_default=False)
     proofs = StrictBool(load_default=False)
+    cosigned = Cosigned(load_default=None, allow_none=True, strict=True)  # JSON: a number, not "2"
 
 
 class InclusionProofInAnswerSchema(Schema):
@@ -677,7 +713,9 @@ class ResultSchema(Schema):
 class AnswerCheckpointSchema(Schema):
     tree_size = fields.Integer(required=True)
     root_hash = fields.String(required=True)
-    note = fields.String(metadata={"description": "the signed checkpoint, with proofs=true"})
+    note = fields.String(metadata={"description": (
+        "with proofs or cosigned: the signed checkpoint note, with a further signature line for each "
+        "cosignature (c2sp.org/tlog-cosignature) the registry holds at this size")})
 
 
 class VerificationSchema(Schema):
@@ -788,6 +826,7 @@ class FeedSchema(Schema):
 
 class SnapshotQuerySchema(Schema):
     party = PartyCode(metadata={"description": "only this party's licences"})
+    cosigned = Cosigned()
 
 
 class SnapshotSchema(Schema):

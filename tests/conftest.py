@@ -82,8 +82,8 @@ def _postgres_database(backend):
     admin.dispose()
 
 
-TABLES = ("licence_identifier", "licence_version", "licence", "agreement_version", "agreement", "api_token",
-          "party_key", "party", "checkpoint", "log_node", "log_entry")
+TABLES = ("cosignature", "witness", "licence_identifier", "licence_version", "licence", "agreement_version",
+          "agreement", "api_token", "party_key", "party", "checkpoint", "log_node", "log_entry")
 
 
 @pytest.fixture
@@ -135,6 +135,7 @@ def now(monkeypatch):
 @pytest.fixture
 def app(database_url, keys_dir, now):
     application = create_app(
+        # No witness submitter thread (off with env testing); tests that want one start it (test_witnesses.py).
         {"env": "testing", "database_url": database_url, "keys_dir": keys_dir,
          "log_origin": "aeo-registry.test/log"},
         environ={},

@@ -7,7 +7,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from registry.crypto import jws, keys
+from sqlalchemy import text
+
+from registry.crypto import jws, keys, merkle
 from registry.crypto.canonical import canonical_json
 from registry.runtime import Runtime
 from registry.services import demo, importer, parties, tokens
@@ -125,4 +127,24 @@ def sign_licence(key, payload: dict[str, Any]) -> str:
 
 
 __all__ = ["AL_OP", "AP5", "MK_ALIAS", "MK_OP", "RS_MK", "Registry", "import_row", "licence_fields",
-           "licence_payload", "operator_id", "sign_licence", "write_import_csv"]
+           "licence_payload", "operator_id", "rewrite_last_leaf", "sign_licence", "write_import_csv"]
+
+
+def rewrite_last_leaf(app) -> bytes:
+    """As a compromised operator could: change the last leaf, recompute every stored hash and the
+    checkpoint table's root column (the signed note stays). Returns the new root."""
+    engine = Runtime.of(app).database.engine
+    with engine.begin() as connection:
+        rows = connection.execute(text("SELECT idx, leaf FROM log_entry ORDER BY idx")).all()
+        leaves = [leaf for _, leaf in rows]
+        leaves[-1] = leaves[-1].replace('"version":1', '"version":7')
+        connection.execute(text("UPDATE log_entry SET leaf = :leaf WHERE idx = :idx"),
+                           {"leaf": leaves[-1], "idx": rows[-1][0]})
+        frontier = merkle.Frontier(0, [])
+        for leaf in leaves:
+            for level, index, digest in frontier.append(merkle.leaf_hash(leaf.encode())):
+                connection.execute(text("UPDATE log_node SET hash = :h WHERE level = :l AND idx = :i"),
+                                   {"h": digest, "l": level, "i": index})
+        connection.execute(text("UPDATE checkpoint SET root_hash = :r WHERE tree_size = :s"),
+                           {"r": frontier.root(), "s": len(leaves)})
+    return frontier.root()

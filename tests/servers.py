@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from deploy import haproxy
 
@@ -54,8 +56,11 @@ def start_cli(env: dict[str, str], *args: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def free_port() -> int:
+def free_port(taken: frozenset[int] | set[int] = frozenset()) -> int:
+    """The first port of PORTS that is free now and not in ``taken`` (held by a server not yet started)."""
     for port in PORTS:
+        if port in taken:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -205,3 +210,82 @@ def request(method: str, url: str, body: Any = None, token: str | None = None,
         status, raw, kind = error.code, error.read(), error.headers.get_content_type()
     text = raw.decode()
     return status, json.loads(text) if kind.endswith("json") else text
+
+
+def witness_env() -> dict[str, str]:
+    """A witness runs without any of the registry's settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "GUNICORN_"))}
+
+
+class WitnessServer:
+    """``python -m registry.witness serve``, as a partner runs it: its own key, state file and port.
+
+    ``start`` may be called again after ``stop``: the witness comes back on
+    the same port with the same state, as after a restart.
+    """
+
+    ports: ClassVar[set[int]] = set()  # of every witness made by this test process
+
+    def __init__(self, folder: Path, name: str, log_origin: str, log_vkey: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.key_file, self.state_file, self.output = folder / "witness.pem", folder / "witness.db", folder / "out"
+        self.vkey = self._run("keygen", self.key_file, "--name", name).stdout.strip()
+        self._run("add-log", "--state", self.state_file, "--origin", log_origin, "--vkey", log_vkey)
+        # Kept for this witness's life, so that it comes back where the registry knows it.
+        self.port = free_port(WitnessServer.ports)
+        WitnessServer.ports.add(self.port)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public(self) -> bytes:
+        """The witness's raw Ed25519 public key, for the spec-written verifier."""
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        from registry.crypto import keys
+
+        return keys.read_private(self.key_file).private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @staticmethod
+    def _run(*args) -> subprocess.CompletedProcess:
+        completed = subprocess.run([sys.executable, "-m", "registry.witness", *map(str, args)], cwd=ROOT,
+                                   env=witness_env(), capture_output=True, text=True, timeout=READY_SECONDS,
+                                   check=False)
+        assert completed.returncode == 0, completed.stderr
+        return completed
+
+    def start(self) -> WitnessServer:
+        with self.output.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "registry.witness", "serve", "--state", str(self.state_file),
+                 "--key", str(self.key_file), "--name", self.name, "--port", str(self.port)],
+                cwd=ROOT, env=witness_env(), stdout=subprocess.PIPE, stderr=log, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: lines.put(self.process.stdout.readline()), daemon=True).start()
+        try:
+            started = lines.get(timeout=READY_SECONDS)
+        except queue.Empty:
+            raise AssertionError(f"witness did not start:\n{self.output.read_text()}") from None
+        assert f"listening on {self.url}/add-checkpoint" in started, (started, self.output.read_text())
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        if self.process is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> WitnessServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

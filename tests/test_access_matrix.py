@@ -53,7 +53,9 @@ QUERIES = {
     "log.checkpoint_at": {"tree_size": 0},
     "log.inclusion": {"index": 0, "tree_size": 1},
     "log.consistency": {"first": 1, "second": 1},
+    "log.proof_file": {"index": 0},
     "web.certificate": {"operator": operator_id(X, 1)},
+    "web.certificate_proof": {"operator": operator_id(X, 1)},
 }
 
 

@@ -1,7 +1,7 @@
 """cosignature/v1 and the signed-note additions, checked by a verifier written here from the spec.
 
-``spec_verify`` below is written from c2sp.org/tlog-cosignature and
-c2sp.org/signed-note alone and shares no code with registry.crypto: it
+``spec_verify`` (tests/spec_c2sp.py) is written from c2sp.org/tlog-cosignature
+and c2sp.org/signed-note alone and shares no code with registry.crypto: it
 parses the line, derives the key ID, rebuilds the signed message and checks
 the Ed25519 signature with ``cryptography`` directly.
 """
@@ -15,29 +15,15 @@ from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from registry.crypto import cosignature, note
 
+from .spec_c2sp import spec_verify
+
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "c2sp.json").read_text())
 TEXT = "aeo-registry.test/log\n42\n" + base64.b64encode(bytes(range(32))).decode() + "\n"
-
-
-def spec_verify(checkpoint_text: str, line: str, name: str, public: bytes) -> int:
-    """The cosignature's timestamp if ``line`` is a valid cosignature/v1 by (name, public), else raises."""
-    assert line.startswith("\u2014 ") and line.endswith("\n"), "a note signature line"
-    line_name, encoded = line[2:-1].split(" ")
-    assert line_name == name
-    blob = base64.b64decode(encoded, validate=True)
-    key_id = hashlib.sha256(name.encode() + b"\n" + b"\x04" + public).digest()[:4]
-    assert blob[:4] == key_id, "key ID is SHA-256(name || 0x0A || 0x04 || key)[:4]"
-    assert len(blob) == 4 + 8 + 64, "timestamped_signature: u64 timestamp, 64-byte Ed25519 signature"
-    timestamp = int.from_bytes(blob[4:12], "big")
-    assert timestamp <= 2**63 - 1
-    message = b"cosignature/v1\n" + b"time " + str(timestamp).encode() + b"\n" + checkpoint_text.encode()
-    Ed25519PublicKey.from_public_bytes(public).verify(blob[12:], message)
-    return timestamp
 
 
 def _raw(key: Ed25519PrivateKey) -> bytes:

@@ -71,3 +71,17 @@ def test_routing_errors_are_problems(client, method, path, status):
     body = response.get_json()
     assert body["status"] == status and body["title"] and body["detail"] and body["type"]
     assert "<html" not in response.get_data(as_text=True).lower()
+
+
+def test_witness_parameters_and_answers_are_documented(spec):
+    def query_parameters(path: str, method: str = "get") -> set[str]:
+        return {p["name"] for p in spec["paths"][path][method].get("parameters", []) if p["in"] == "query"}
+
+    for path in ("/api/v1/verify/{operator_id}", "/api/v1/snapshot", "/api/v1/log/checkpoint"):
+        assert "cosigned" in query_parameters(path), path
+    batch = spec["components"]["schemas"]["VerifyBatch"]["properties"]
+    assert batch["cosigned"]["minimum"] == 1
+    assert query_parameters("/api/v1/log/proof/tlog-proof") == {"index"}
+    assert "witnesses" in spec["components"]["schemas"]["Health"]["properties"]
+    note = spec["components"]["schemas"]["AnswerCheckpoint"]["properties"]["note"]["description"]
+    assert "cosignature" in note

@@ -22,13 +22,13 @@ import pytest
 from sqlalchemy import text
 
 from registry import offline
-from registry.crypto import jws, keys, merkle
+from registry.crypto import jws, keys
 from registry.crypto.canonical import canonical_json
 from registry.domain.timefmt import format_time
 from registry.runtime import Runtime
 from registry.services import licences as licence_service
 
-from .helpers import licence_fields, licence_payload, operator_id, sign_licence
+from .helpers import licence_fields, licence_payload, operator_id, rewrite_last_leaf, sign_licence
 
 EU_EORI = "DE123456789012345"[:17]  # a non-party prefix: any party may list it, one at a time
 
@@ -368,29 +368,11 @@ def test_a_flipped_consent_flag_would_hand_a_partner_the_statement(audited, app,
 # --- 6. never two inconsistent checkpoints -------------------------------------------------------------
 
 
-def _rewrite_last_leaf(app):
-    """Change the last leaf, recompute every stored hash and the checkpoint table's root column."""
-    engine = Runtime.of(app).database.engine
-    with engine.begin() as connection:
-        rows = connection.execute(text("SELECT idx, leaf FROM log_entry ORDER BY idx")).all()
-        leaves = [leaf for _, leaf in rows]
-        leaves[-1] = leaves[-1].replace('"version":1', '"version":7')
-        connection.execute(text("UPDATE log_entry SET leaf = :leaf WHERE idx = :idx"),
-                           {"leaf": leaves[-1], "idx": rows[-1][0]})
-        frontier = merkle.Frontier(0, [])
-        for leaf in leaves:
-            for level, index, digest in frontier.append(merkle.leaf_hash(leaf.encode())):
-                connection.execute(text("UPDATE log_node SET hash = :h WHERE level = :l AND idx = :i"),
-                                   {"h": digest, "l": level, "i": index})
-        connection.execute(text("UPDATE checkpoint SET root_hash = :r WHERE tree_size = :s"),
-                           {"r": frontier.root(), "s": len(leaves)})
-
-
 def test_the_registry_never_signs_a_checkpoint_inconsistent_with_its_last_note(region, app, client):
     assert region.put("MKAEOF000001", licence_fields("MK", 1)).status_code == 201
     signed = client.get("/api/v1/log/checkpoint").get_data(as_text=True)
     size = region.log_size()
-    _rewrite_last_leaf(app)
+    rewrite_last_leaf(app)
     response = region.put("MKAEOF000002", licence_fields("MK", 2))
     assert response.status_code == 503
     assert response.get_json()["type"].endswith("log-integrity")

@@ -341,7 +341,8 @@ def test_dates_follow_the_reader(tokens, client):
 
 def test_every_page_is_marked_public(app):
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if rule.endpoint.startswith("web.")}
-    assert endpoints == {"web.index", "web.check", "web.certificate", "web.evidence_page", "web.asset"}
+    assert endpoints == {"web.index", "web.check", "web.certificate", "web.certificate_proof", "web.evidence_page",
+                         "web.asset"}
     for endpoint in endpoints:
         assert app.view_functions[endpoint].access == public(lambda: None).access
 

@@ -1,6 +1,6 @@
 """The witness (python -m registry.witness): C2SP tlog-witness add-checkpoint, its refusals, races and crashes.
 
-Cosignatures are checked with ``spec_verify`` (tests/test_cosignature.py),
+Cosignatures are checked with ``spec_verify`` (tests/spec_c2sp.py),
 written from the spec apart from registry.crypto.cosignature.
 """
 
@@ -30,7 +30,7 @@ from registry.witness import server
 from registry.witness.state import State
 from registry.witness.witness import MAX_BODY, MAX_PROOF_LINES, Witness
 
-from .test_cosignature import spec_verify
+from .spec_c2sp import spec_verify
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGIN = "aeo-registry.test/log"
@@ -373,7 +373,7 @@ def test_the_witness_needs_neither_flask_nor_the_registrys_settings(tmp_path, si
         f"assert cli.main(['add-log', '--state', {str(tmp_path / 'w.db')!r}, '--origin', {ORIGIN!r},"
         f" '--vkey', {signer.verifier.vkey()!r}]) == 0\n"
         "loaded = [m for m in ('flask', 'sqlalchemy', 'marshmallow', 'registry.app', 'registry.config',"
-        " 'registry.db', 'registry.services') if m in sys.modules]\n"
+        " 'registry.store', 'registry.runtime', 'registry.http', 'registry.services') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
     completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

@@ -12,6 +12,7 @@ the CLI reach it through ``Runtime.of(app)``.
 - ``batches``: a process beside each server worker for half of a large
   verify batch, and the garbage collector's settings for batches.
 - ``limits``: rate limits (failed authentication, the public self-check).
+- ``witnessing``: the thread that feeds new checkpoints to the witnesses.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from .. import clock
 from ..config import Settings
 from ..keyring import Keyring
+from ..services import witnesses
 from ..services.verification import Lookups, Snapshot, load_snapshot
 from ..store.database import Database
 from ..store.reads import Reader
@@ -33,6 +36,7 @@ from .limits import RateLimiter
 from .proof_nodes import UpperNodes
 from .snapshots import SnapshotCache
 from .verify_cache import CachedLookups, HotCache, make_cache
+from .witnessing import Submitter
 
 _EXTENSION = "registry"
 
@@ -48,6 +52,7 @@ class Runtime:
     batches: BatchHelper | None  # started by the server's worker hook, not here: tests and the CLI answer alone
     auth_failures: RateLimiter
     public_checks: RateLimiter
+    witness_submitter: Submitter | None  # started on the first request a server process serves
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -57,6 +62,12 @@ class Runtime:
             # A write made here shows in this process's next answer, without
             # waiting for its notification to come back.
             event.listen(database.sessionmaker, "after_commit", lambda _session: verify_cache.retire())
+        submitter = None
+        if settings.submits_to_witnesses:
+            # clock.now looked up at each call: tests freeze time by replacing it.
+            submitter = Submitter(database.session, witnesses.Timing.of(settings), lambda: clock.now())
+            # A checkpoint this process signed reaches the witnesses at once, not at the next interval.
+            event.listen(database.sessionmaker, "after_commit", lambda _session: submitter.wake())
         return cls(
             settings=settings,
             keyring=Keyring(settings.keys_dir, settings.log_origin),
@@ -68,6 +79,7 @@ class Runtime:
                      if settings.batch_helper else None),
             auth_failures=RateLimiter(*settings.auth_failure_rate),
             public_checks=RateLimiter(*settings.public_check_rate),
+            witness_submitter=submitter,
         )
 
     def install(self, app: Flask) -> None:
@@ -86,6 +98,8 @@ class Runtime:
         return self.snapshots.at(size, lambda: load_snapshot(session(), size))
 
     def close(self) -> None:
+        if self.witness_submitter is not None:
+            self.witness_submitter.stop()
         if self.batches is not None:
             self.batches.stop()
         if self.verify_cache is not None:

@@ -8,7 +8,8 @@ other as the lifecycle allows, that every stored subtree hash is what the
 leaves give, and that every checkpoint is signed by the log key over the
 root the leaves give at its size.
 
-Then it recomputes, from the statements alone, every table that answers,
+Every witness's cosignature kept is checked against its key and its
+checkpoint's note. Then it recomputes, from the statements alone, every table that answers,
 feeds and snapshots read (current licences, versions, identifiers, keys,
 agreements, the log's size) and reports each difference. Statements that
 a key revocation voided are listed, not counted as faults: they were valid
@@ -33,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from ..crypto import jws, keys, merkle, note
+from ..crypto import cosignature, jws, keys, merkle, note
 from ..crypto.canonical import canonical_json
 from ..domain import licence
 from ..domain.licence import LicenceVersion as LicenceVersionFacts
@@ -44,6 +45,7 @@ from ..store.models import (
     Agreement,
     AgreementVersion,
     Checkpoint,
+    Cosignature,
     Licence,
     LicenceIdentifier,
     LicenceVersion,
@@ -394,7 +396,27 @@ def run(session: Session, keyring: Keyring, jobs: int | None = None) -> Report:
     replay.finish()
     report.void = replay.void
     _check_tables(session, keyring, replay, expected, report)
+    _check_cosignatures(session, report)
     return report
+
+
+def _check_cosignatures(session: Session, report: Report) -> None:
+    """Every cosignature line served is a valid cosignature/v1 by its key over its checkpoint's note,
+    and says the time it is stored with."""
+    notes = dict(session.execute(select(Checkpoint.tree_size, Checkpoint.note)).all())
+    for row in session.execute(select(Cosignature).order_by(Cosignature.tree_size, Cosignature.vkey)).scalars():
+        where = f"cosignature at size {row.tree_size} by {row.vkey.partition('+')[0]}"
+        try:
+            verifier = cosignature.CosignatureVerifier.from_vkey(row.vkey)
+            _, verified = note.verified_by(note.add_signatures(notes[row.tree_size], row.line), [verifier])
+            stamp = cosignature.timestamp_of(note.split_note(notes[row.tree_size] + row.line)[1][-1].signature)
+        except (note.NoteError, KeyError) as exc:
+            report.fault(f"{where}: {exc!r}")
+            continue
+        if not verified:
+            report.fault(f"{where}: not a cosignature by that key")
+        elif int(row.cosigned_at.timestamp()) != stamp:
+            report.fault(f"{where}: stored time is not the cosignature's")
 
 
 def _key_ledger(session: Session, report: Report) -> KeyLedger:

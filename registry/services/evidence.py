@@ -1,4 +1,4 @@
-"""What a pasted verification answer or snapshot proves, checked against the registry's published keys.
+"""What a pasted verification answer, snapshot or proof file proves, checked against the registry's published keys.
 
 The checks themselves are ``registry.offline``'s, with the anchors a partner
 would fetch (``/.well-known/jwks.json``, the log's verifier key, the parties
@@ -18,21 +18,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import offline
-from ..crypto import ijson, jws
+from ..crypto import cosignature, ijson, jws, note, tlogproof
 from ..domain.licence import LicenceVersion
 from ..domain.timefmt import parse_time
 from ..errors import InvalidInputError
 from ..keyring import Keyring
 from ..store.models import LogEntry
 from ..store.reads import Reader
-from . import log, parties
+from . import log, parties, witnesses
 
 # Log indices per query when looking up the statements of a signed answer:
 # well under any database's limit of bound variables, whatever the answer holds.
 _LOOKUP_CHUNK = 500
 
 # Why a document proves nothing, from the least to the most suspicious.
-PROBLEMS = ("empty", "not_json", "not_a_document", "wrong_key", "does_not_verify")
+PROBLEMS = ("empty", "policy", "not_json", "not_a_document", "wrong_key", "does_not_verify", "quorum")
 
 
 class EvidenceError(InvalidInputError):
@@ -59,6 +59,8 @@ class AnswerEvidence:
     proven: int  # of those, proven in the log by an inclusion proof carried in the answer
     found_in_log: int  # carried without a proof, found at their log index in this registry's log
     log_grown_by: int  # entries the registry logged after the answer's checkpoint
+    witnessed_by: list[str] | None = None  # the registry's witnesses that cosigned its note; None: no note
+    policy_met_by: list[str] | None = None  # with a witness policy: its witnesses that cosigned
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,73 @@ class SnapshotEvidence:
     licences: int
     statements: int
     log_grown_by: int
+    witnessed_by: list[str] | None = None
+    policy_met_by: list[str] | None = None
 
 
-def examine(session: Session, keyring: Keyring, text: str, now: datetime) -> AnswerEvidence | SnapshotEvidence:
-    """Check a verification answer or a snapshot; EvidenceError says why it proves nothing."""
+@dataclass(frozen=True)
+class ProofEvidence:
+    """A proof file (c2sp.org/tlog-proof): this leaf is entry ``index`` of the log at ``tree_size``."""
+
+    kind = "proof"
+    index: int
+    tree_size: int
+    leaf: dict[str, Any]
+    in_this_log: bool  # this registry holds that very leaf at that index
+    log_grown_by: int
+    witnessed_by: list[str]
+    policy_met_by: list[str] | None = None
+
+
+Evidence = AnswerEvidence | SnapshotEvidence | ProofEvidence
+
+
+def policy_from_form(witness_keys: str, quorum: str) -> offline.WitnessPolicy | None:
+    """A witness policy from a form: verifier keys one a line, and a quorum (blank: all of them)."""
+    vkeys = [line.strip() for line in witness_keys.splitlines() if line.strip()]
+    try:
+        count = int(quorum) if quorum.strip() else None
+    except ValueError:
+        raise EvidenceError("policy", f"the quorum {quorum!r} is not a whole number") from None
+    try:
+        return offline.WitnessPolicy.from_vkeys(vkeys, count)
+    except offline.OfflineError as exc:
+        raise EvidenceError("policy", str(exc)) from exc
+
+
+def _witnessed_by(session: Session, signed_note: str) -> list[str]:
+    """The registry's configured witnesses (by their configured names) whose cosignatures on the note hold."""
+    configured = [(cosignature.CosignatureVerifier.from_vkey(row.vkey), row.name)
+                  for row in witnesses.listing(session)]
+    try:
+        _, verified = note.verified_by(signed_note, [verifier for verifier, _ in configured])
+    except note.NoteError as exc:
+        raise EvidenceError("does_not_verify", str(exc)) from exc
+    return sorted(name for verifier, name in configured if verifier in verified)
+
+
+def _policy(policy: offline.WitnessPolicy | None, signed_note: str | None, what: str) -> list[str] | None:
+    if policy is None:
+        return None
+    if signed_note is None:
+        raise EvidenceError("quorum", f"{what} carries no checkpoint note for the witness policy to check")
+    try:
+        return policy.check(signed_note, what)
+    except offline.OfflineError as exc:
+        raise EvidenceError("quorum", str(exc)) from exc
+
+
+def examine(session: Session, keyring: Keyring, text: str, now: datetime,
+            policy: offline.WitnessPolicy | None = None) -> Evidence:
+    """Check a verification answer, a snapshot or a proof file; EvidenceError says why it proves nothing.
+
+    With a witness ``policy``, evidence whose checkpoint lacks its quorum of cosignatures proves nothing
+    (problem ``quorum``, naming who signed).
+    """
     if not text.strip():
         raise EvidenceError("empty", "no document given")
+    if tlogproof.is_proof(text):
+        return _proof(session, keyring, text, policy)
     try:
         document = ijson.loads(text)
     except ijson.IJSONError as exc:
@@ -97,10 +160,32 @@ def examine(session: Session, keyring: Keyring, text: str, now: datetime) -> Ans
         signed = registry.verify_answer_key_jws(document["jws"], envelope.header["typ"], "the document")
         size = log.tree_size(Reader.of(session))
         if envelope.header["typ"] == jws.TYP_SNAPSHOT:
-            return _snapshot(offline.open_snapshot(document, registry_jwks), envelope, size, now)
-        return _answer(session, keyring, document, signed, envelope, size, now)
+            snapshot = offline.open_snapshot(document, registry_jwks)
+            met = _policy(policy, snapshot.checkpoint_note, "the snapshot's checkpoint")
+            return replace(_snapshot(snapshot, envelope, size, now),
+                           witnessed_by=_witnessed_by(session, snapshot.checkpoint_note), policy_met_by=met)
+        found = _answer(session, keyring, document, signed, envelope, size, now)
+        # _answer checked the note (if any) with the log key: it is a string here.
+        signed_note = signed["checkpoint"].get("note")
+        met = _policy(policy, signed_note, "the answer's checkpoint")
+        return replace(found, witnessed_by=_witnessed_by(session, signed_note) if signed_note else None,
+                       policy_met_by=met)
     except offline.OfflineError as exc:
         raise EvidenceError("does_not_verify", str(exc)) from exc
+
+
+def _proof(session: Session, keyring: Keyring, text: str, policy: offline.WitnessPolicy | None) -> ProofEvidence:
+    try:
+        report = offline.check_proof(text, keyring.log_verifier)
+    except offline.OfflineError as exc:
+        raise EvidenceError("does_not_verify", str(exc)) from exc
+    proof = tlogproof.parse(text)  # check_proof parsed it: it parses
+    met = _policy(policy, proof.checkpoint, "the proof's checkpoint")
+    entry = session.get(LogEntry, report.index)
+    return ProofEvidence(index=report.index, tree_size=report.tree_size, leaf=report.leaf,
+                         in_this_log=entry is not None and entry.leaf.encode() == proof.extra,
+                         log_grown_by=max(log.tree_size(Reader.of(session)) - report.tree_size, 0),
+                         witnessed_by=_witnessed_by(session, proof.checkpoint), policy_met_by=met)
 
 
 def _envelope(text: str) -> jws.Envelope:

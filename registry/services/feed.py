@@ -25,8 +25,8 @@ from ..domain.timefmt import format_time
 from ..keyring import Keyring
 from ..store.models import Licence, LicenceIdentifier, LogEntry, Party, PartyKey
 from ..store.reads import Reader
-from . import log, parties
-from .verification import current
+from . import log, parties, witnesses
+from .verification import current, load_snapshot
 
 
 def _visible(caller: str):
@@ -103,13 +103,16 @@ def _undisclosed(session: Session, caller: str, party: str | None, salt: str) ->
                    if identifier[:2] == issuer or identifier[:2] not in codes})
 
 
-def snapshot(session: Session, keyring: Keyring, caller: str, party: str | None, now: datetime) -> dict[str, Any]:
+def snapshot(session: Session, keyring: Keyring, caller: str, party: str | None, now: datetime,
+             size: int | None = None) -> dict[str, Any]:
     """Everything a border post needs to verify offline, signed with the answer key.
 
-    Entries are those below the latest checkpoint's size, so the snapshot is
-    exactly the log up to the checkpoint it carries (for what the caller may see).
+    Entries are those below the checkpoint's size (the latest, or ``size``,
+    one the registry signed), so the snapshot is exactly the log up to the
+    checkpoint it carries (for what the caller may see). The checkpoint's
+    note comes with the witnesses' cosignatures the registry holds.
     """
-    checkpoint = current(session).checkpoint
+    checkpoint = (load_snapshot(session, size) if size is not None else current(session)).checkpoint
     size = checkpoint.tree_size
     keys_now = parties.key_history(session, size)
     query = _with_consent(select(LogEntry)).where(LogEntry.idx < size, _visible(caller))
@@ -146,7 +149,8 @@ def snapshot(session: Session, keyring: Keyring, caller: str, party: str | None,
             "log_verifier_key": keyring.log_verifier.vkey(),
             "keys": keyring.registry_jwks()["keys"],
         },
-        "checkpoint": {"tree_size": size, "root_hash": log.b64(checkpoint.root_hash), "note": checkpoint.note},
+        "checkpoint": {"tree_size": size, "root_hash": log.b64(checkpoint.root_hash),
+                       "note": witnesses.cosigned_note(session, checkpoint)},
         "parties": party_list,
         "party_keys": sorted(key_statements, key=lambda e: e["log_index"]),
         "agreements": agreements,

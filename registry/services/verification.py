@@ -197,6 +197,12 @@ class Query:
     proofs: bool = False
     single: bool = False  # one id in the path: a malformed one is a 400, not a result
     first: int = 0  # the position of operator_ids[0] in the request (a part of a batch)
+    cosigned: int | None = None  # answer at the newest checkpoint with this many cosignatures
+
+    @property
+    def with_note(self) -> bool:
+        """Whether the answer carries its checkpoint's (cosigned) note."""
+        return self.proofs or self.cosigned is not None
 
 
 def results_for(lookups: Lookups, snapshot: Snapshot, query: Query, at: datetime) -> list[Result]:
@@ -243,18 +249,22 @@ def results_for(lookups: Lookups, snapshot: Snapshot, query: Query, at: datetime
 
 
 def answer(lookups: Lookups, snapshot: Snapshot, keyring: Keyring, query: Query, *, now: datetime,
-           ttl_seconds: int, parts: BatchParts | None = None) -> bytes:
+           ttl_seconds: int, parts: BatchParts | None = None, note: str | None = None) -> bytes:
     """The signed answer at ``snapshot``'s size, ``{"verification": {...}, "jws": "..."}``, as the response body.
 
     Its ``verification`` is written as the very bytes signed: encoding a
     5,000-result answer once instead of twice (canonical for the signature,
     then again for the body) saves a good share of a batch. ``parts`` may
-    answer half of a large batch meanwhile.
+    answer half of a large batch meanwhile; ``note`` is the checkpoint's note
+    with the cosignatures held, for answers that carry it.
     """
     at = query.at or now
     checkpoint: dict[str, Any] = {"tree_size": snapshot.size, "root_hash": log.b64(snapshot.checkpoint.root_hash)}
+    if query.with_note:
+        # The checkpoint's note, with the witnesses' cosignatures where the caller has them (``note``):
+        # evidence a partner can check against its own witness policy.
+        checkpoint["note"] = note or snapshot.checkpoint.note
     if query.proofs:
-        checkpoint["note"] = snapshot.checkpoint.note
         rendered = rendered_results(lookups, snapshot, query, at)
         _attach_proofs(lookups, snapshot.size, rendered)
         results = canonical_json_typed(rendered)

@@ -218,3 +218,49 @@ class AgreementVersion(Base):
     agreement_id: Mapped[str] = mapped_column(ForeignKey("agreement.id"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     log_index: Mapped[int] = mapped_column(ForeignKey("log_entry.idx"), unique=True)
+
+
+class Witness(Base):
+    """A partner's witness (C2SP tlog-witness) that the registry submits its checkpoints to.
+
+    The submission state lives here, not in a process, so that every server
+    process of every instance on one database sees it: ``lease_owner`` and
+    ``lease_until`` say which process is submitting now (taken with a
+    conditional UPDATE, services/witnesses.py), ``next_attempt_at`` when
+    anyone may try again after a failure.
+    """
+
+    __tablename__ = "witness"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)  # the submission prefix: add-checkpoint is below it
+    vkey: Mapped[str] = mapped_column(Text, unique=True)  # its cosignature/v1 verifier key
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The size the witness says it holds for this log (its last cosignature,
+    # or a 409's text/x.tlog.size body); null until it has said anything.
+    witness_size: Mapped[int | None] = mapped_column(BigInteger)
+    cosigned_size: Mapped[int | None] = mapped_column(BigInteger)
+    last_cosigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")  # in a row, for the backoff
+    submissions: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed_submissions: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_problem: Mapped[str | None] = mapped_column(Text)
+
+
+class Cosignature(Base):
+    """A witness's cosignature line on a checkpoint, checked against its key before it was kept.
+
+    Keyed by the witness's verifier key, not its configured name: a witness
+    removed (or renamed) leaves its cosignatures valid, and they stay served.
+    """
+
+    __tablename__ = "cosignature"
+
+    tree_size: Mapped[int] = mapped_column(ForeignKey("checkpoint.tree_size"), primary_key=True)
+    vkey: Mapped[str] = mapped_column(Text, primary_key=True)
+    line: Mapped[str] = mapped_column(Text)  # the signature line, with its newline
+    cosigned_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the time the cosignature states

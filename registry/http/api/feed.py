@@ -1,8 +1,10 @@
 """The change feed and offline snapshots, for partners (roles customs and authority)."""
 
+from flask import current_app
+
 from ... import clock
 from ...schemas import FeedQuerySchema, FeedSchema, SnapshotQuerySchema, SnapshotSchema
-from ...services import feed
+from ...services import feed, witnesses
 from .. import context
 from ..auth import current_caller, require
 from . import API_PREFIX, Blueprint, keyring
@@ -24,6 +26,14 @@ def change_feed(after, limit):
 @require("customs", "authority")
 @blp.arguments(SnapshotQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, SnapshotSchema)
-def snapshot(party=None):
-    """A signed snapshot for verifying without a connection (see `registry verify-offline`)."""
-    return feed.snapshot(context.session(), keyring(), current_caller().party, party, clock.now())
+def snapshot(party=None, cosigned=None):
+    """A signed snapshot for verifying without a connection (see `registry verify-offline`).
+
+    With ``cosigned=K``: as of the newest checkpoint that at least K of the registry's witnesses cosigned.
+    """
+    session = context.session()
+    size = None
+    if cosigned is not None:
+        size = witnesses.newest_cosigned(session, cosigned,
+                                         current_app.config["REGISTRY"].witness_interval_seconds)
+    return feed.snapshot(session, keyring(), current_caller().party, party, clock.now(), size)

@@ -2,7 +2,7 @@
 
 import gzip
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from ...crypto import keys, merkle, tiles
 from ...errors import NotFoundError, UnavailableError
@@ -12,11 +12,13 @@ from ...schemas import (
     ConsistencyQuerySchema,
     InclusionProofSchema,
     InclusionQuerySchema,
+    LatestCheckpointQuerySchema,
     LogEntriesQuerySchema,
     LogEntriesSchema,
     LogInfoSchema,
+    ProofFileQuerySchema,
 )
-from ...services import log
+from ...services import log, witnesses
 from .. import context
 from ..auth import public
 from . import API_PREFIX, Blueprint, keyring
@@ -26,6 +28,8 @@ blp = Blueprint("log", __name__, url_prefix=f"{API_PREFIX}/log",
 
 NOTE_RESPONSE = {"content": {"text/plain": {"schema": {"type": "string"}}},
                  "description": "a C2SP tlog-checkpoint as a signed note"}
+PROOF_FILE_RESPONSE = {"content": {"text/plain": {"schema": {"type": "string"}}},
+                       "description": "a c2sp.org/tlog-proof@v1 file; its extra line is the base64 of the logged leaf"}
 TILE_RESPONSE = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                  "description": "C2SP tlog-tiles: a full tile for ever, a partial one (.p/W) as long as it is partial"}
 # A full tile never changes. A partial tile's bytes do not change either, but
@@ -66,11 +70,16 @@ def log_info():
 
 
 @blp.route("/checkpoint")
+@blp.arguments(LatestCheckpointQuerySchema, location="query", as_kwargs=True)
 @blp.doc(responses={"200": NOTE_RESPONSE})
 @public
-def checkpoint():
-    """The newest checkpoint, signed with the log key."""
-    return _note(_latest().note)
+def checkpoint(cosigned=None):
+    """The newest checkpoint, signed with the log key, with a line for each witness's cosignature held."""
+    session = context.session()
+    if cosigned is None:
+        return _note(witnesses.cosigned_note(session, _latest()))
+    size = witnesses.newest_cosigned(session, cosigned, current_app.config["REGISTRY"].witness_interval_seconds)
+    return _note(witnesses.cosigned_note(session, log.checkpoint_at(session, size)))
 
 
 @blp.route("/checkpoints")
@@ -78,8 +87,9 @@ def checkpoint():
 @blp.doc(responses={"200": NOTE_RESPONSE})
 @public
 def checkpoint_at(tree_size):
-    """The checkpoint the registry signed at this tree size, if it signed one."""
-    return _note(log.checkpoint_at(context.session(), tree_size).note)
+    """The checkpoint the registry signed at this tree size, if it signed one, with the cosignatures held."""
+    session = context.session()
+    return _note(witnesses.cosigned_note(session, log.checkpoint_at(session, tree_size)))
 
 
 @blp.route("/entries")
@@ -103,6 +113,23 @@ def inclusion(index, tree_size):
     digest, hashes = log.inclusion_proof(context.reader(), index, tree_size, _upper_nodes())
     return {"index": index, "tree_size": tree_size, "leaf_hash": log.b64(digest),
             "hashes": [log.b64(h) for h in hashes]}
+
+
+@blp.route("/proof/tlog-proof")
+@blp.arguments(ProofFileQuerySchema, location="query", as_kwargs=True)
+@blp.doc(responses={"200": PROOF_FILE_RESPONSE})
+@public
+def proof_file(index):
+    """Entry ``index`` as a self-contained proof file (C2SP tlog-proof), at its most cosigned checkpoint.
+
+    The file holds the logged leaf (identifiers and the statement's SHA-256,
+    no operator data), its inclusion proof and the checkpoint note with the
+    witnesses' cosignatures: `check-answer` and the evidence page check it
+    with the log key and a witness policy alone.
+    """
+    text = witnesses.proof_file(context.session(), index)
+    return Response(text, mimetype="text/plain", headers={
+        "Cache-Control": "no-cache", "Content-Disposition": f'attachment; filename="aeo-log-{index}.tlog-proof"'})
 
 
 @blp.route("/proof/consistency")

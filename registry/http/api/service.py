@@ -8,7 +8,7 @@ from sqlalchemy import text
 from ...errors import UnavailableError
 from ...keyring import KeyFileError
 from ...schemas import HealthSchema, JwkSetSchema
-from ...services import log
+from ...services import log, witnesses
 from .. import context
 from ..auth import public
 from . import Blueprint, keyring
@@ -28,7 +28,11 @@ def healthz():
 @blp.response(200, HealthSchema)
 @public
 def readyz():
-    """The database answers, the registry's keys load, and the stored log agrees with its last signed checkpoint."""
+    """The database answers, the registry's keys load, and the stored log agrees with its last signed checkpoint.
+
+    ``witnesses`` says how each configured witness keeps up; a witness down
+    or refusing is shown there and still answers 200 (the log itself is fine).
+    """
     try:
         context.session().execute(text("SELECT tree_size FROM log_head")).scalar_one()
     except Exception as exc:  # any driver error means not ready
@@ -40,7 +44,8 @@ def readyz():
     problem = log.integrity_problem(context.reader(), context.session(), keyring().log_verifier, keyring().log_origin)
     if problem is not None:
         raise UnavailableError(f"the log takes no writes: {problem}")
-    return {"status": "ready"}
+    # Witnesses are shown, never counted against readiness: one down must not take the service out of the proxy.
+    return {"status": "ready", "witnesses": [state.as_json() for state in witnesses.status(context.session())]}
 
 
 @blp.route("/.well-known/jwks.json")

@@ -12,7 +12,7 @@ from ...schemas import (
     VerifyBatchSchema,
     VerifyQuerySchema,
 )
-from ...services import verification
+from ...services import verification, witnesses
 from .. import context
 from ..auth import current_caller, public, public_check_wait, require
 from . import API_PREFIX, Blueprint
@@ -22,11 +22,18 @@ blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
 
 
 def _signed(query: verification.Query) -> Response:
-    """The signed answer, made at the log's size as read with the caller's token."""
+    """The signed answer, made at the log's size as read with the caller's token (or the newest cosigned)."""
     settings, runtime, lookups = current_app.config["REGISTRY"], context.runtime(), context.lookups()
-    snapshot = runtime.snapshot_at(lookups.log_size(), context.session)
+    if query.cosigned is None:
+        size = lookups.log_size()
+    else:
+        # At the newest checkpoint with enough cosignatures, often below the current size.
+        size = witnesses.newest_cosigned(context.session(), query.cosigned, settings.witness_interval_seconds)
+    snapshot = runtime.snapshot_at(size, context.session)
+    # With the witnesses' cosignatures as they stand now: they sign the checkpoint, not the answer.
+    note = witnesses.cosigned_note(context.session(), snapshot.checkpoint) if query.with_note else None
     body = verification.answer(lookups, snapshot, runtime.keyring, query, now=clock.now(),
-                               ttl_seconds=settings.answer_ttl_seconds, parts=runtime.batches)
+                               ttl_seconds=settings.answer_ttl_seconds, parts=runtime.batches, note=note)
     # The answer is built once and sent as is: the body's "verification" is the JWS payload.
     return current_app.response_class(body, mimetype="application/json",
                                       headers={"Cache-Control": f"private, max-age={settings.answer_ttl_seconds}"})
@@ -40,10 +47,15 @@ SIGNED_ANSWER = {"schema": VerificationAnswerSchema, "description": "the signed 
 @require("customs", "authority")
 @blp.arguments(VerifyQuerySchema, location="query", as_kwargs=True)
 @blp.alt_response(200, **SIGNED_ANSWER)
-def verify_one(operator_id, at=None, nonce=None, proofs=False):
-    """Verify one operator, by its id or any alias, as the token's party, at ``at`` (default now)."""
+def verify_one(operator_id, at=None, nonce=None, proofs=False, cosigned=None):
+    """Verify one operator, by its id or any alias, as the token's party, at ``at`` (default now).
+
+    With ``cosigned=K`` the answer is computed at the newest checkpoint that
+    at least K of the registry's witnesses cosigned (its ``checkpoint`` says
+    which), from the statements logged below it, and carries the cosigned note.
+    """
     return _signed(verification.Query(current_caller().party, [operator_id], at, nonce,
-                                      include_statements=True, proofs=proofs, single=True))
+                                      include_statements=True, proofs=proofs, single=True, cosigned=cosigned))
 
 
 @blp.route("/verify:batch", methods=["POST"])
@@ -68,7 +80,8 @@ def verify_batch(body):
         raise InvalidInputError(f"{len(body['operator_ids'])} operator ids; the limit is {limit}",
                                 {"operator_ids": [f"at most {limit} ids per batch"]})
     return _signed(verification.Query(current_caller().party, body["operator_ids"], body["at"], body["nonce"],
-                                      include_statements=body["include_statements"], proofs=body["proofs"]))
+                                      include_statements=body["include_statements"], proofs=body["proofs"],
+                                      cosigned=body["cosigned"]))
 
 
 @blp.route("/public/check")

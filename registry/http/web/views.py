@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ... import clock
 from ...domain import identifiers
 from ...errors import InvalidInputError, NotFoundError, RegistryError, UnavailableError
-from ...services import agreements, evidence, log, parties, verification
+from ...services import agreements, evidence, log, parties, verification, witnesses
 from ..auth import public, public_check_wait
 from ..context import keyring
 from ..context import reader as context_reader
@@ -52,6 +52,7 @@ PAGE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "web.index": (),
     "web.check": ("operator_id", "certificate"),
     "web.certificate": ("operator",),
+    "web.certificate_proof": ("operator",),
     "web.evidence_page": (),
 }
 
@@ -96,7 +97,7 @@ def index():
     return _page("web/index.html",
                  parties=parties.parties_json(session),
                  agreements=[_agreement_summary(a) for a in agreements.listing(session)],
-                 log_size=log.tree_size(context_reader()))
+                 log_size=log.tree_size(context_reader()), witnesses=witnesses.status(session))
 
 
 # --- the trader's check ----------------------------------------------------------------------
@@ -169,6 +170,7 @@ def check():
     if "result" in context:
         context["sheet_url"] = url_for("web.certificate", certificate=context["result"]["certificate"],
                                        operator=context["operator_id"])
+        context["proof_url"] = _proof_url(context)
     return _page("web/check.html", status, headers, **{"errors": {}, **context, "form": form})
 
 
@@ -189,8 +191,33 @@ def certificate(certificate):
         return _page("web/certificate.html", status, headers, **context)
     live = url_for("web.check", operator_id=context["operator_id"], certificate=context["result"]["certificate"],
                    _external=True)
-    return _page("web/certificate.html", status, headers, **context, live_url=live,
+    return _page("web/certificate.html", status, headers, **context, live_url=live, proof_url=_proof_url(context),
                  qr=_qr_svg(live, context["result"]["certificate"]))
+
+
+def _proof_url(context: dict[str, Any]) -> str:
+    return url_for("web.certificate_proof", certificate=context["result"]["certificate"],
+                   operator=context["operator_id"])
+
+
+@bp.route("/certificate/<certificate>/proof")
+@public
+def certificate_proof(certificate):
+    """The licence's current statement as a proof file (.tlog-proof): its log entry, inclusion and witnesses.
+
+    Behind the same two numbers and rate limit as the sheet. The file holds
+    the leaf only (identifiers and the statement's digest), never the
+    statement, whose operator name and address the holder may not have
+    agreed to show.
+    """
+    context, status, headers = _lookup(request.args.get("operator", ""), certificate)
+    if "result" not in context:
+        if context.get("errors"):
+            context["problem"] = "bad_link"
+        return _page("web/certificate.html", status, headers, **context)
+    text, filename = witnesses.licence_proof_file(db_session(), context["result"]["certificate"])
+    return current_app.response_class(text, mimetype="text/plain", headers={
+        **NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 # --- evidence --------------------------------------------------------------------------------
@@ -223,16 +250,20 @@ def evidence_page():
     # and proofs is some 20 MB), so this page takes its own; pasted text counts against it too.
     limit = request.max_content_length = request.max_form_memory_size = (
         current_app.config["REGISTRY"].evidence_max_bytes)
+    policy_form = {"witnesses": "", "quorum": ""}
     try:
-        text = _submitted_document()
-        report = evidence.examine(db_session(), keyring(), text, clock.now())
+        text = _submitted_document()  # reads the form first: too large a body is a 413 here
+        policy_form = {name: request.form.get(name, "") for name in policy_form}
+        policy = evidence.policy_from_form(policy_form["witnesses"], policy_form["quorum"])
+        report = evidence.examine(db_session(), keyring(), text, clock.now(), policy)
     except RequestEntityTooLarge:
         return _page("web/evidence.html", 413, NO_STORE, problem="too_large", limit=limit)
     except evidence.EvidenceError as exc:
         return _page("web/evidence.html", 400, NO_STORE, problem=exc.problem, detail=exc.detail,
-                     document=request.form.get("document", "") if exc.problem != "empty" else "")
+                     document=request.form.get("document", "") if exc.problem != "empty" else "", policy=policy_form)
     names = {p["code"]: p["name"] for p in parties.parties_json(db_session())}
-    return _page("web/evidence.html", 200, NO_STORE, report=report, party_names=names, now=clock.now())
+    return _page("web/evidence.html", 200, NO_STORE, report=report, party_names=names, now=clock.now(),
+                 policy=policy_form)
 
 
 # --- errors ----------------------------------------------------------------------------------
