@@ -275,10 +275,10 @@ def sign_command(key_file, kind, file):
     payload = json.loads(file.read_text())
     key = keys.read_private(key_file)
     if kind == "licence":
-        from . import schemas
+        from .services import statements
 
-        loaded = schemas.load(schemas.LicencePayloadSchema(), payload)
-        click.echo(jws.sign_bytes(canonical_json(schemas.licence_payload_json(loaded)), key, jws.TYP_LICENCE))
+        loaded = statements.load(statements.LicencePayloadSchema(), payload)
+        click.echo(jws.sign_bytes(canonical_json(statements.licence_payload_json(loaded)), key, jws.TYP_LICENCE))
     else:
         click.echo(jws.sign(payload, key, jws.TYP_PARTY_KEY))
 

@@ -8,7 +8,7 @@ import pytest
 
 from registry.runtime import Runtime
 from registry.runtime.limits import RateLimiter
-from registry.schemas import MAX_STATEMENT_CHARS
+from registry.services.statements import MAX_STATEMENT_CHARS
 
 from .helpers import licence_fields, operator_id
 

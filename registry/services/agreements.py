@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import schemas
 from ..crypto import jws
 from ..domain.agreement import AgreementVersion, expand_directions
 from ..domain.timefmt import format_time
@@ -16,9 +15,9 @@ from ..errors import InvalidInputError, NotFoundError
 from ..keyring import Keyring
 from ..store.models import Agreement, LogEntry, Party
 from ..store.models import AgreementVersion as AgreementVersionRow
-from . import log
+from . import log, statements
 
-_FILE_SCHEMA = schemas.AgreementFileSchema()
+_FILE_SCHEMA = statements.AgreementFileSchema()
 
 
 def _record(loaded: dict[str, Any], version: int, effective_at: datetime) -> dict[str, Any]:
@@ -42,7 +41,7 @@ def put(session: Session, keyring: Keyring, data: Any, now: datetime) -> tuple[d
 
     The same content again adds nothing.
     """
-    loaded = schemas.load(_FILE_SCHEMA, data)
+    loaded = statements.load(_FILE_SCHEMA, data)
     with log.writing(session, keyring.log_signer, now) as writer:
         known = set(session.execute(select(Party.code)).scalars())
         directions = expand_directions(loaded["recognition"], loaded["mutual"])

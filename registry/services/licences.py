@@ -20,7 +20,6 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from .. import schemas
 from ..crypto import ijson, jws, keys
 from ..crypto.canonical import canonical_json
 from ..domain import identifiers, licence
@@ -40,11 +39,11 @@ from ..store.bulk import insert_rows
 from ..store.models import Licence as LicenceRow
 from ..store.models import LicenceIdentifier, LogEntry, Party, PartyKey
 from ..store.models import LicenceVersion as LicenceVersionRow
-from . import log
+from . import log, statements
 from .parties import hosted_signing_key, key_history, key_validity
 
 _CHUNK = 500
-_STATEMENT_SCHEMA = schemas.StatementSchema()
+_STATEMENT_SCHEMA = statements.StatementSchema()
 
 
 @dataclass
@@ -194,9 +193,9 @@ class _Checker:
                             {"certificate": [f"must begin with {self.party}, the party of your token"]})
         state = self.states.get(certificate)
         if "statement" in body:
-            loaded = schemas.load(_STATEMENT_SCHEMA, body)
+            loaded = statements.load(_STATEMENT_SCHEMA, body)
             return self._check_statement(certificate, loaded["statement"], state, log_index)
-        return self._check_fields(certificate, schemas.load_licence_fields(body), state)
+        return self._check_fields(certificate, statements.load_licence_fields(body), state)
 
     def _check_statement(self, certificate: str, text: str, state: _State | None,
                          log_index: int) -> _Pending | Published:
@@ -224,7 +223,7 @@ class _Checker:
         if raw.get("party") != self.party:
             raise ForbiddenError(f"the statement is for party {raw.get('party')!r}, not {self.party}",
                             {"statement.party": [f"must be {self.party}, the party of your token"]})
-        loaded = schemas.load(schemas.LicencePayloadSchema(), raw, "statement")
+        loaded = statements.load(statements.LicencePayloadSchema(), raw, "statement")
         if loaded["certificate"] != certificate:
             raise InvalidInputError("the statement is for another certificate",
                                {"statement.certificate": [f"must be {certificate}, as in the path"]})
@@ -254,7 +253,7 @@ class _Checker:
         loaded = {**fields_, "certificate": certificate, "party": self.party, "version": version}
         if loaded["effective_at"] is None:
             loaded["effective_at"] = self.writer.now
-        payload = schemas.licence_payload_json(loaded)
+        payload = statements.licence_payload_json(loaded)
         if state is not None and state.standing and _same_content(state.payload, payload,
                                                                   fields_["effective_at"] is None):
             # PUT is idempotent: the same fields again change nothing. (What stands may be an
@@ -568,7 +567,7 @@ def _read_cursor(cursor: str | None) -> int:
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         after = value["after"]
-        if not isinstance(after, int) or not -1 <= after <= schemas.MAX_LOG_INDEX:
+        if not isinstance(after, int) or not -1 <= after <= statements.MAX_LOG_INDEX:
             raise ValueError
         return after
     except (ValueError, KeyError, TypeError) as exc:

@@ -19,11 +19,11 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from ...crypto import ijson
 from ...errors import InvalidInputError
-from ...schemas import PATH_PARAMETERS, ProblemSchema
 from .. import problems
 from ..auth import BEARER_SCHEME, public
 from ..context import keyring  # noqa: F401 - the views' way to the registry's keys
 from ..problems import PROBLEM_JSON
+from ..schemas import PATH_PARAMETERS, ProblemSchema
 
 API_PREFIX = "/api/v1"
 

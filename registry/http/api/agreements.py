@@ -1,10 +1,10 @@
 """Mutual recognition agreements, as the registry signed and logged them."""
 
 
-from ...schemas import AgreementDetailSchema, AgreementListSchema
 from ...services import agreements
 from .. import context
 from ..auth import public
+from ..schemas import AgreementDetailSchema, AgreementListSchema
 from . import API_PREFIX, Blueprint
 
 blp = Blueprint("agreements", __name__, url_prefix=f"{API_PREFIX}/agreements",

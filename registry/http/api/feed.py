@@ -3,10 +3,10 @@
 from flask import current_app
 
 from ... import clock
-from ...schemas import FeedQuerySchema, FeedSchema, SnapshotQuerySchema, SnapshotSchema
 from ...services import feed, witnesses
 from .. import context
 from ..auth import current_caller, require
+from ..schemas import FeedQuerySchema, FeedSchema, SnapshotQuerySchema, SnapshotSchema
 from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("feed", __name__, url_prefix=API_PREFIX,

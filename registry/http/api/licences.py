@@ -4,7 +4,10 @@ from flask import current_app
 
 from ... import clock
 from ...runtime.batches import BATCH_GC
-from ...schemas import (
+from ...services import licences
+from .. import context
+from ..auth import current_caller, problem_ref, require
+from ..schemas import (
     BatchLicenceFieldsSchema,
     BatchStatementSchema,
     LicenceDetailSchema,
@@ -16,9 +19,6 @@ from ...schemas import (
     PublishBatchSchema,
     StatementSchema,
 )
-from ...services import licences
-from .. import context
-from ..auth import current_caller, problem_ref, require
 from . import API_PREFIX, Blueprint, json_body, keyring
 
 blp = Blueprint("licences", __name__, url_prefix=API_PREFIX,

@@ -6,7 +6,10 @@ from flask import Response, current_app, request
 
 from ...crypto import keys, merkle, tiles
 from ...errors import NotFoundError, UnavailableError
-from ...schemas import (
+from ...services import log, witnesses
+from .. import context
+from ..auth import public
+from ..schemas import (
     CheckpointQuerySchema,
     ConsistencyProofSchema,
     ConsistencyQuerySchema,
@@ -18,9 +21,6 @@ from ...schemas import (
     LogInfoSchema,
     ProofFileQuerySchema,
 )
-from ...services import log, witnesses
-from .. import context
-from ..auth import public
 from . import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("log", __name__, url_prefix=f"{API_PREFIX}/log",

@@ -7,10 +7,10 @@ from sqlalchemy import text
 
 from ...errors import UnavailableError
 from ...keyring import KeyFileError
-from ...schemas import HealthSchema, JwkSetSchema
 from ...services import log, witnesses
 from .. import context
 from ..auth import public
+from ..schemas import HealthSchema, JwkSetSchema
 from . import Blueprint, keyring
 
 blp = Blueprint("service", __name__, description="Service health and the registry's keys")

@@ -5,16 +5,16 @@ from flask import Response, current_app
 from ... import clock
 from ...errors import InvalidInputError, RateLimitedError
 from ...runtime.batches import BATCH_GC
-from ...schemas import (
+from ...services import verification, witnesses
+from .. import context
+from ..auth import current_caller, public, public_check_wait, require
+from ..schemas import (
     PublicCheckQuerySchema,
     PublicCheckSchema,
     VerificationAnswerSchema,
     VerifyBatchSchema,
     VerifyQuerySchema,
 )
-from ...services import verification, witnesses
-from .. import context
-from ..auth import current_caller, public, public_check_wait, require
 from . import API_PREFIX, Blueprint
 
 blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
