@@ -23,7 +23,7 @@ class NoSessions(SessionInterface):
     """The registry keeps no sessions: the API knows a caller by the bearer
     token of each request, and the pages remember only a language cookie
     (http/web/i18n.py). Flask's default would still set up a signed-cookie session
-    on every request, a tenth of what a /healthz costs, to hold nothing;
+    on every request, a measurable part of what a /healthz costs, to hold nothing;
     here every request gets Flask's empty ``NullSession`` instead.
     """
 

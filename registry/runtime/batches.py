@@ -47,7 +47,7 @@ def tune_gc(young: int | None = None) -> None:
     frozen, so that full collections skip them. A batch allocates a few
     hundred thousand short-lived objects; with CPython's default threshold
     (700) that set off hundreds of young-generation and several full
-    collections per batch, about a third of its time: a helper, which only
+    collections per batch, a large share of its time: a helper, which only
     answers batches, collects every ``young`` allocations (the older
     generations keep their default ratios), and a worker does so for the
     length of each batch request, verify or publish (``BATCH_GC``).
@@ -62,14 +62,13 @@ class RoomyCollections:
     """While any batch runs in this process, young collections every ``BATCH_YOUNG_THRESHOLD`` allocations.
 
     Only then: each request leaves a few objects that only the collector
-    frees (werkzeug's URL matcher makes a function that refers to itself,
-    eight objects a request), so that at 50,000 a worker serving single
-    verifications stopped every couple of seconds for a young collection
-    of some 50,000 objects, 40-100 ms (``gc.callbacks``), and the requests
-    in flight waited: verify p99 12-29 ms against 12-15 at the default 700,
-    in alternating 15 s rounds on a kept 300,000-licence registry. A batch
-    request is wrapped whole (``@BATCH_GC()`` on its view): with the answer's making alone
-    wrapped, reading the 5,000 ids at 700 took a batch from 83 to 138 ms.
+    frees (werkzeug's URL matcher makes a function that refers to itself),
+    so that at the batch threshold a worker serving single verifications
+    stopped now and then for one long young collection, and the requests in
+    flight waited: the verify tail grew (bench/README.md has the figures). A
+    batch request is wrapped whole (``@BATCH_GC()`` on its view), the reading
+    of its ids and the writing of its answer included: wrapping the answer's
+    making alone left most of the batch's collections in place.
     """
 
     def __init__(self) -> None:

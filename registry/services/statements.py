@@ -262,7 +262,7 @@ def load_licence_fields(data: Any, prefix: str = "") -> dict[str, Any]:
     """``load(LicenceFieldsSchema(), data)``, with well-formed input read without marshmallow.
 
     Bulk publishing loads one body a licence, and marshmallow's field-by-field
-    machinery over the nested operator, address and consent was a fifth of
+    machinery over the nested operator, address and consent was a large part of
     the cost of publishing. Input of the plain shape a CSV row or a typical
     client gives is read by ``plain_licence_fields``; anything it does not
     take (a wrong type, an unknown key, a failed rule) goes to the schema,

@@ -209,7 +209,7 @@ def results_for(lookups: Lookups, snapshot: Snapshot, query: Query, at: datetime
     """One result per id asked, in order; a malformed id gets an ``error`` and no lookup."""
     normalised: list[str | None] = []
     problems: dict[int, str] = {}
-    # A batch checks national numbers (~10 us an id) only for the ids it does
+    # A batch checks national numbers (checksums, per id) only for the ids it does
     # not find below: an id the registry holds passed that check when published.
     form = identifiers.operator_id if query.single else identifiers.operator_id_form
     for position, raw in enumerate(query.operator_ids):

@@ -16,7 +16,7 @@ def insert_rows(session: Session, model, rows: Sequence[dict]) -> None:
 
     The ORM's bulk INSERT path (``session.execute(insert(Model), rows)``)
     spent more time collecting its per-row state than the database spent
-    writing, and Core's still a fifth of a bulk publish building and
+    writing, and Core's still a large part of a bulk publish building and
     processing parameters row by row. So the rows go to the driver as
     tuples, through the columns' own bind processing: on PostgreSQL by COPY,
     which psycopg feeds in C, elsewhere by the driver's ``executemany`` of

@@ -14,9 +14,9 @@ class Prepared:
     """A Core statement compiled once per dialect and run on the driver directly.
 
     The SQL still comes from the models; what is skipped is SQLAlchemy's work
-    per execution (about 100 µs a query here, against some 10 µs for the
-    driver), most of the cost of a verification. Result values come back as
-    the driver gives them.
+    per execution, several times what the driver itself takes and once most
+    of the cost of a verification. Result values come back as the driver
+    gives them.
     """
 
     def __init__(self, statement: Executable):

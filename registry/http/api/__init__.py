@@ -88,14 +88,14 @@ class RegistryParser(FlaskParser):
         except ValidationError:
             return None
         # A view may change what it is given, so each call gets its own copy:
-        # a plain one where every default is a scalar (deepcopy was a fiftieth
+        # a plain one where every default is a scalar (deepcopy showed in the profile
         # of a verification), decided here once rather than on every call.
         scalars = all(isinstance(value, _SCALARS) for value in defaults.values())
         return defaults, dict if scalars else copy.deepcopy
 
     def _get_schema(self, argmap, req) -> Schema:
         # webargs makes a new instance of a schema class on every request,
-        # which cost a tenth of a verification; schemas hold no request
+        # which showed in a verification's profile; schemas hold no request
         # state, so one instance per class serves every request and thread.
         if isinstance(argmap, type) and issubclass(argmap, Schema):
             schema = self._schemas.get(argmap)
