@@ -34,11 +34,9 @@ def post_worker_init(worker):
     """Once a worker has loaded the app: freeze what it loaded for the garbage
     collector and start its batch helper, a process that answers half of each
     large verify batch on the other core (registry/runtime/batches.py)."""
-    from registry.runtime import batches
+    from registry.runtime import Runtime
 
-    batches.tune_gc()
-    if worker is not None:
-        batches.start_for(worker.wsgi)
+    Runtime.of(worker.wsgi).start_worker()
 
 
 def on_starting(server):

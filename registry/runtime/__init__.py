@@ -31,7 +31,7 @@ from ..services import witnesses
 from ..services.verification import Lookups, Snapshot, load_snapshot
 from ..store.database import Database
 from ..store.reads import Reader
-from .batches import BatchHelper
+from .batches import BatchHelper, tune_gc
 from .limits import RateLimiter
 from .proof_nodes import UpperNodes
 from .snapshots import SnapshotCache
@@ -96,6 +96,13 @@ class Runtime:
     def snapshot_at(self, size: int, session: Callable[[], Session]) -> Snapshot:
         """The snapshot at ``size``, kept for the next requests; ``session`` is opened only to load one."""
         return self.snapshots.at(size, lambda: load_snapshot(session(), size))
+
+    def start_worker(self) -> None:
+        """In a server worker, once it has loaded the app (gunicorn's ``post_worker_init``): freeze what was
+        loaded for the garbage collector, and start the batch helper if the settings ask for one."""
+        tune_gc()
+        if self.batches is not None:
+            self.batches.start()
 
     def close(self) -> None:
         if self.witness_submitter is not None:

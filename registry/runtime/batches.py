@@ -30,6 +30,10 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
+from ..services import verification
+from ..store.database import Database
+from .snapshots import SnapshotCache
+
 log = logging.getLogger(__name__)
 
 # Longer than any batch takes; a helper that is slower than this is stuck.
@@ -172,9 +176,6 @@ _helper: dict[str, Any] = {}
 
 
 def _start_helper(database_url: str) -> None:
-    from ..store.database import Database
-    from .snapshots import SnapshotCache
-
     # Interrupts and stops go to the server; the helper ends with its pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_gc(BATCH_YOUNG_THRESHOLD)
@@ -183,20 +184,9 @@ def _start_helper(database_url: str) -> None:
 
 
 def _answer(part: bytes) -> bytes:
-    from ..services import verification
-
     database, snapshots = _helper["database"], _helper["snapshots"]
     with database.session() as session:
         def snapshot_at(size: int) -> verification.Snapshot:
             return snapshots.at(size, lambda: verification.load_snapshot(session, size))
 
         return verification.part_json(verification.Lookups(database.reader()), snapshot_at, part)
-
-
-def start_for(app: Any) -> None:
-    """Starts the batch helper of a Flask app, if its settings ask for one (the gunicorn hook)."""
-    from . import Runtime
-
-    helper = Runtime.of(app).batches
-    if helper is not None:
-        helper.start()

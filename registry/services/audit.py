@@ -55,7 +55,7 @@ from ..store.models import (
     PartyKey,
 )
 from ..store.nodes import MAX_LEAVES, key_ranges, node_key
-from . import licences, parties
+from . import licences, parties, standing
 
 _BATCH = 10_000
 _MAX_FAULTS = 1000
@@ -84,7 +84,7 @@ class Report:
 class _LicenceState:
     version: int = 0  # the latest version logged, void or not
     standing: str | None = None  # the status of the latest version that is not void
-    row: tuple[Any, ...] = ()  # what the ``licence`` row should hold (services.licences.current_row), but version
+    row: tuple[Any, ...] = ()  # what the ``licence`` row should hold (services.standing.current_row), but version
     identifiers: frozenset[str] = frozenset()
 
 
@@ -316,7 +316,7 @@ class _Replay:
         named = state.identifiers if state else frozenset()
         for identifier in version.identifiers - named:
             self.expected.add("licence_identifier", (identifier, entry.subject))
-        row = licences.current_row([version], self.final.void_from)
+        row = standing.current_row([version], self.final.void_from)
         if state is None:
             state = self.licences[entry.subject] = _LicenceState()
         state.version = entry.version

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import groupby
 from typing import Any
 
 import orjson
@@ -406,53 +405,6 @@ def current_claims(session: Session, wanted: Iterable[str], party: str, keys_now
         if identifier in version.identifiers and licence.counts(version, keys_now.void_from):
             found.setdefault(identifier, certificate)
     return found
-
-
-def current_row(versions: Sequence[LicenceVersion], void_from: Mapping[str, datetime]) -> dict[str, Any]:
-    """The ``licence`` row of a licence with these versions (oldest first): what stands, and its latest number.
-
-    When every version is void nothing stands: the row shows the latest
-    version and nothing is shared with partners, since no valid statement
-    carries the operator's consent.
-    """
-    latest = versions[-1]
-    stands = licence.standing(versions, void_from)
-    shown = stands or latest
-    return {"certificate": shown.certificate, "party_code": shown.party, "version": latest.version,
-            "status": shown.status, "type": shown.type, "operator_id": shown.operator_id,
-            "consent_partners": shown.consent_partners and stands is not None, "valid_from": shown.valid_from,
-            "valid_until": shown.valid_until, "effective_at": shown.effective_at, "log_index": shown.log_index}
-
-
-def versions_of(session: Session, certificates: Iterable[str]) -> Iterator[list[LicenceVersion]]:
-    """Every version of each licence, oldest first, as the rules read them (from the facts kept beside each)."""
-    certificates = sorted(set(certificates))
-    for start in range(0, len(certificates), _CHUNK):
-        rows = session.execute(
-            select(LicenceVersionRow.certificate, LicenceVersionRow.log_index, LicenceVersionRow.facts)
-            .where(LicenceVersionRow.certificate.in_(certificates[start:start + _CHUNK]))
-            .order_by(LicenceVersionRow.certificate, LicenceVersionRow.version))
-        for _, group in groupby(rows, key=lambda row: row[0]):
-            yield [LicenceVersion.from_facts(orjson.loads(facts), log_index=index) for _, index, facts in group]
-
-
-def refresh_current(session: Session, before: KeyHistory, after: KeyHistory, now: datetime) -> None:
-    """After a key revocation: rewrite the rows of the licences whose standing version it changed.
-
-    A revocation voids (or, by voiding another revocation, restores) the
-    statements of a few keys; only licences with a version by one of them
-    can change.
-    """
-    changed = {kid for kid in before.void_from.keys() | after.void_from.keys()
-               if before.void_from.get(kid) != after.void_from.get(kid)}
-    if not changed:
-        return
-    certificates = session.execute(
-        select(LogEntry.subject).where(LogEntry.kind == "licence", LogEntry.kid.in_(sorted(changed))).distinct()
-    ).scalars()
-    rows = [current_row(versions, after.void_from) for versions in versions_of(session, certificates)]
-    if rows:
-        session.execute(update(LicenceRow), [{**row, "updated_at": now} for row in rows])
 
 
 def facts_text(payload: dict[str, Any], logged_at: datetime, kid: str) -> str:

@@ -23,7 +23,7 @@ from ..domain.timefmt import format_time, parse_time
 from ..errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, SignatureError, field_errors
 from ..keyring import Keyring
 from ..store.models import LogEntry, Party, PartyKey
-from . import log
+from . import log, standing
 
 
 def key_validity(row: PartyKey) -> KeyValidity:
@@ -179,9 +179,7 @@ def change_key(session: Session, keyring: Keyring, caller_party: str, code: str,
             session.add(target)
         project_keys(session, code, after)
         if action == "revoke":
-            from . import licences  # which imports this module
-
-            licences.refresh_current(session, history, after, now)
+            standing.refresh_current(session, history, after, now)
     return target
 
 

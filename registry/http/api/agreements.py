@@ -5,7 +5,7 @@ from ...services import agreements
 from .. import context
 from ..auth import public
 from ..schemas import AgreementDetailSchema, AgreementListSchema
-from . import API_PREFIX, Blueprint
+from .base import API_PREFIX, Blueprint
 
 blp = Blueprint("agreements", __name__, url_prefix=f"{API_PREFIX}/agreements",
                 description="Mutual recognition agreements between parties")

@@ -7,7 +7,7 @@ from ...services import feed, witnesses
 from .. import context
 from ..auth import current_caller, require
 from ..schemas import FeedQuerySchema, FeedSchema, SnapshotQuerySchema, SnapshotSchema
-from . import API_PREFIX, Blueprint, keyring
+from .base import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("feed", __name__, url_prefix=API_PREFIX,
                 description="Changes as they happen, and signed snapshots for offline use")

@@ -19,7 +19,7 @@ from ..schemas import (
     PublishBatchSchema,
     StatementSchema,
 )
-from . import API_PREFIX, Blueprint, json_body, keyring
+from .base import API_PREFIX, Blueprint, json_body, keyring
 
 blp = Blueprint("licences", __name__, url_prefix=API_PREFIX,
                 description="AEO licences, published by their national authority")

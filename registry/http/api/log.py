@@ -21,7 +21,7 @@ from ..schemas import (
     LogInfoSchema,
     ProofFileQuerySchema,
 )
-from . import API_PREFIX, Blueprint, keyring
+from .base import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("log", __name__, url_prefix=f"{API_PREFIX}/log",
                 description="The append-only Merkle log of every accepted statement")

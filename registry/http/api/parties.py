@@ -6,7 +6,7 @@ from ...services import parties
 from .. import context
 from ..auth import current_caller, problem_ref, public, require
 from ..schemas import JwkSetSchema, PartyKeySchema, PartyListSchema, PartySchema, StatementSchema
-from . import API_PREFIX, Blueprint, keyring
+from .base import API_PREFIX, Blueprint, keyring
 
 blp = Blueprint("parties", __name__, url_prefix=f"{API_PREFIX}/parties",
                 description="Customs administrations and their signing keys")

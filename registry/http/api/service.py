@@ -11,7 +11,7 @@ from ...services import log, witnesses
 from .. import context
 from ..auth import public
 from ..schemas import HealthSchema, JwkSetSchema
-from . import Blueprint, keyring
+from .base import Blueprint, keyring
 
 blp = Blueprint("service", __name__, description="Service health and the registry's keys")
 

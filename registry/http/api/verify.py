@@ -15,7 +15,7 @@ from ..schemas import (
     VerifyBatchSchema,
     VerifyQuerySchema,
 )
-from . import API_PREFIX, Blueprint
+from .base import API_PREFIX, Blueprint
 
 blp = Blueprint("verify", __name__, url_prefix=API_PREFIX,
                 description="Is this operator an AEO that my administration recognises?")
