@@ -39,6 +39,11 @@ class Keyring:
                 self._cache[filename] = key
             return key
 
+    def forget(self) -> None:
+        """Read every key file again on next use (after an operator replaced one)."""
+        with self._lock:
+            self._cache.clear()
+
     def ensure_registry_keys(self) -> list[str]:
         """Create the answer and log keys if missing, in a private folder; returns the files made.
 

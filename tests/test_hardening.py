@@ -6,6 +6,7 @@ others have a section each below.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import json
@@ -30,6 +31,10 @@ from .helpers import import_row, licence_fields, licence_payload, operator_id, s
 
 MK_OP = operator_id("MK", 1)
 DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def problem(response, status: int, field: str | None = None) -> dict:
@@ -83,8 +88,8 @@ def test_bodies_that_are_not_i_json_are_a_400_naming_the_body(mk, client, method
 
 
 def test_a_statement_whose_header_nests_deeply_is_a_400(own, mk):
-    header = jws._b64url(b"[" * 24_000 + b"]" * 24_000).decode()
-    statement = f"{header}.{jws._b64url(b'{}').decode()}.c2ln"
+    header = _b64url(b"[" * 24_000 + b"]" * 24_000).decode()
+    statement = f"{header}.{_b64url(b'{}').decode()}.c2ln"
     body = problem(mk.put("MKAEOF000002", {"statement": statement}), 400, "statement")
     assert "nested more than 64 levels" in body["errors"]["statement"][0]
 
@@ -97,7 +102,7 @@ def test_deep_evidence_without_a_token_is_a_plain_400_page(mk, client):
 
 
 def test_deep_nesting_inside_an_evidence_jws_header_is_a_plain_400_page(mk, client):
-    header = jws._b64url(b"[" * 50_000 + b"]" * 50_000).decode()
+    header = _b64url(b"[" * 50_000 + b"]" * 50_000).decode()
     document = json.dumps({"jws": f"{header}.e30.c2ln"})
     response = client.post("/evidence", data={"document": document}, content_type="multipart/form-data")
     assert response.status_code == 400
@@ -250,8 +255,8 @@ def test_evidence_with_a_bogus_signature_looks_nothing_up(mk, client, app):
                     "results": [{"operator_id": MK_OP, "recognised": True, "reason": "recognised", "operator": None,
                                  "recognition": None,
                                  "licences": [{"log_index": n, "statement": statement} for n in range(150)]}]}
-    header = jws._b64url(json.dumps({"alg": "Ed25519", "kid": answer_kid, "typ": jws.TYP_VERIFICATION}).encode())
-    forged = f"{header.decode()}.{jws._b64url(canonical_json(verification)).decode()}.{'A' * 86}"
+    header = _b64url(json.dumps({"alg": "Ed25519", "kid": answer_kid, "typ": jws.TYP_VERIFICATION}).encode())
+    forged = f"{header.decode()}.{_b64url(canonical_json(verification)).decode()}.{'A' * 86}"
     seen = _statements_recorded(app)
     document = json.dumps({"verification": verification, "jws": forged}).encode()
     response = client.post("/evidence", data={"file": (io.BytesIO(document), "answer.json")},
@@ -324,7 +329,7 @@ def test_the_limiter_stays_bounded_and_remembers_active_offenders():
     for n in range(10_000):  # cycling addresses
         clock.value += 0.001
         limiter.hit(f"198.51.100.{n}")
-        assert len(limiter._hits) <= 100
+        assert len(limiter) <= 100
     assert limiter.hit("offender") is not None and limiter.retry_after("offender") is not None
     clock.value += 60
     assert limiter.hit("offender") is None
@@ -337,7 +342,7 @@ def test_a_quiet_key_makes_room_before_a_busy_one():
         limiter.hit(key)
     limiter.hit("a")  # a is over its limit next time, and the least recently active is b
     limiter.hit("d")
-    assert limiter.retry_after("b") is None and len(limiter._hits) == 3
+    assert limiter.retry_after("b") is None and len(limiter) == 3
     assert limiter.hit("a") is not None
 
 

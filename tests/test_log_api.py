@@ -95,12 +95,17 @@ def test_consistency_between_all_signed_checkpoints(grown, client):
         if response.status_code == 200:
             notes[size] = note.open_checkpoint(response.text, verifier)
     sizes = sorted(notes)
+    # The enrolment of MK's key, each of the eleven publishes and the batch signed one.
+    assert sizes == [*range(1, 13), 21], sizes
+    checked = 0
     for first in sizes:
         for second in sizes:
             if first <= second:
                 proof = client.get(f"/api/v1/log/proof/consistency?first={first}&second={second}").get_json()
                 merkle.verify_consistency(first, second, [_b64(h) for h in proof["hashes"]],
                                           notes[first].root_hash, notes[second].root_hash)
+                checked += 1
+    assert checked == len(sizes) * (len(sizes) + 1) // 2
 
 
 @pytest.mark.parametrize(("query", "field"), [

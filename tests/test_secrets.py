@@ -93,7 +93,7 @@ def test_errors_never_show_key_files_even_when_they_are_broken(registry, app, cl
     registry.add_party("MK")
     for path in keys_dir.glob("party-MK-*.pem"):
         path.write_text(path.read_text().replace("A", "B", 5))
-    Runtime.of(app).keyring._cache.clear()
+    Runtime.of(app).keyring.forget()
     response = registry.put("MKAEOF000001", licence_fields())
     assert response.status_code >= 400
     assert "BEGIN" not in response.get_data(as_text=True) and str(keys_dir) not in response.get_data(as_text=True)

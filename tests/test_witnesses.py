@@ -279,7 +279,7 @@ def test_the_submitter_thread_submits_what_its_process_signs(mk, w1):
                 assert submitter.passed.wait_for(lambda: row(mk, w1.name).cosigned_size == mk.log_size(), WAIT)
     finally:
         submitter.stop()
-    assert not submitter._thread.is_alive()
+    assert not submitter.running
 
 
 def test_the_app_starts_its_submitter_on_its_first_request(database_url, keys_dir, now):
@@ -398,7 +398,7 @@ def test_a_process_that_read_the_row_before_another_submitted_takes_no_lease(mk,
     assert stale is None
     assert submit(mk, w1, owner="process-a")[w1.name].result == "cosigned"  # A submits and lets go
     with mk.session() as session:  # B's conditional UPDATE finds the size cosigned: nothing to take
-        assert not witnesses._lease(session, w1.name, "process-b", mk.log_size(), mk.now(),
+        assert not witnesses.take_lease(session, w1.name, "process-b", mk.log_size(), mk.now(),
                                     mk.now() + TIMING.lease)
 
 

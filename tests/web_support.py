@@ -38,7 +38,7 @@ def demo_licence(story: str, party: str | None = None, public: bool | None = Non
         for slot, told in enumerate(stories):
             if told != story or (party and code != party) or (public is not None and (slot % 2 == 0) != public):
                 continue
-            first = demo._licence_versions(code, slot, story, date(2026, 1, 1), datetime(2026, 1, 1, tzinfo=UTC))[0]
+            first = demo.licence_versions(code, slot, story, date(2026, 1, 1), datetime(2026, 1, 1, tzinfo=UTC))[0]
             return DemoLicence(code, slot, story, f"{code}{demo.national_number(code, 100 + slot)}",
-                               demo._certificate(code, first["type"], slot))
+                               demo.certificate_number(code, first["type"], slot))
     raise LookupError(f"no demo licence with story {story}")

@@ -74,6 +74,10 @@ class RateLimiter:
                 break
         del self._hits[next(iter(self._hits)) if victim is None else victim]
 
+    def __len__(self) -> int:
+        """How many keys it tracks now: never more than ``max_keys``."""
+        return len(self._hits)
+
     def retry_after(self, key: str) -> int | None:
         """Seconds to wait if ``key`` is over its limit now, else None; counts nothing."""
         with self._lock:

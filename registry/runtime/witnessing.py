@@ -52,6 +52,10 @@ class Submitter:
     def started(self) -> bool:
         return self._thread is not None
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def wake(self) -> None:
         """Look again now (this process committed; perhaps a checkpoint)."""
         self._due.set()

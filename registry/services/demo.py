@@ -117,7 +117,7 @@ def stories() -> dict[str, list[str]]:
     return assigned
 
 
-def _licence_versions(party: str, slot: int, story: str, today: date, now: datetime) -> list[dict[str, Any]]:
+def licence_versions(party: str, slot: int, story: str, today: date, now: datetime) -> list[dict[str, Any]]:
     """The versions of one demo licence, oldest first, as plain publish fields."""
     name, city = OPERATORS[party][slot]
     operator_id = f"{party}{national_number(party, 100 + slot)}"
@@ -160,7 +160,7 @@ def _licence_versions(party: str, slot: int, story: str, today: date, now: datet
     return versions
 
 
-def _certificate(party: str, licence_type: str, slot: int) -> str:
+def certificate_number(party: str, licence_type: str, slot: int) -> str:
     return f"{party}{licence_type}{1000 + slot:06d}"
 
 
@@ -178,8 +178,8 @@ def load(session: Session, keyring: Keyring, now: datetime, tokens_file: Path) -
         items = []
         for slot, story in enumerate(story_list):
             certificate = None
-            for body in _licence_versions(code, slot, story, today, now):
-                certificate = certificate or _certificate(code, body["type"], slot)
+            for body in licence_versions(code, slot, story, today, now):
+                certificate = certificate or certificate_number(code, body["type"], slot)
                 items.append((certificate, body))
         # One batch per party; later versions of a licence follow its earlier ones in the batch.
         results, _ = licences.publish(session, keyring, code, items, now, batch=True)

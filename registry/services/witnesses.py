@@ -298,7 +298,7 @@ def _submit_one(sessions: Callable[[], Session], name: str, timing: Timing, now:
         started = now()
         if row.next_attempt_at is not None and row.next_attempt_at > started:
             return Outcome(name, "waiting", problem=row.last_problem)
-        if not _lease(session, name, owner, checkpoint.tree_size, started, started + timing.lease):
+        if not take_lease(session, name, owner, checkpoint.tree_size, started, started + timing.lease):
             return Outcome(name, "busy")
         witness = (row.url, row.vkey, row.witness_size)
     try:
@@ -314,7 +314,7 @@ def _submit_one(sessions: Callable[[], Session], name: str, timing: Timing, now:
     return Outcome(name, "cosigned", size)
 
 
-def _lease(session: Session, name: str, owner: str, size: int, now: datetime, until: datetime) -> bool:
+def take_lease(session: Session, name: str, owner: str, size: int, now: datetime, until: datetime) -> bool:
     """Take the witness's lease if it is free or expired, the witness is not in backoff, and it still lacks
     ``size``; commit at once.
 
