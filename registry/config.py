@@ -92,7 +92,6 @@ class Settings:
     batch_split_min: int = field(
         default=1_000, metadata={"env": "REGISTRY_BATCH_SPLIT_MIN", "parse": _positive_int}
     )
-    read_fan_out: int = field(default=8, metadata={"env": "REGISTRY_READ_FAN_OUT", "parse": _positive_int})
     verify_cache: bool = field(default=True, metadata={"env": "REGISTRY_VERIFY_CACHE", "parse": _bool})
     public_check_rate: tuple[int, int] = field(
         default=(30, 60), metadata={"env": "REGISTRY_PUBLIC_CHECK_RATE", "parse": _rate}
