@@ -47,8 +47,7 @@ WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
 WARM_UP_ASKS = 5  # /verify warm-up requests, in multiples of the id pool's size
 WARM_UP_ROUNDS = 10  # the most wrk rounds the /verify warm-up may take
-SERVER_SHAPE = ("REGISTRY_WORKERS", "REGISTRY_THREADS", "REGISTRY_BATCH_HELPER", "REGISTRY_BATCH_SPLIT_MIN",
-                "REGISTRY_READ_FAN_OUT")
+SERVER_SHAPE = ("REGISTRY_WORKERS", "REGISTRY_THREADS", "REGISTRY_BATCH_HELPER", "REGISTRY_BATCH_SPLIT_MIN")
 KEPT = "database-url.txt"  # where --keep leaves the kept database's URL, for --reuse and bench.micro
 POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 PORTS = range(5200, 5300)
@@ -292,6 +291,7 @@ class BackendRun:
         self.batches()
         self.proofs(info["tree_size"])
         self.figures["memory"] = self.server.memory()
+        self.evidence()
         if not self.server.alive():
             raise BenchError("HAProxy or a gunicorn master died during the run")
         self.server.stop()
@@ -423,6 +423,54 @@ class BackendRun:
             self.figures["proofs"]["disk_read_kb_per_pair"] = round((read_after - read_before) / 1e3 / pairs, 1)
         log(f"{self.backend}: proofs at size {size:,}: inclusion {self.figures['proofs']['inclusion']['median_ms']}"
             f" ms, consistency {self.figures['proofs']['consistency']['median_ms']} ms")
+
+    # --- evidence ------------------------------------------------------------------------
+
+    def evidence(self) -> None:
+        """How long a partner takes to check the largest evidence the service makes, with the offline verifier.
+
+        A 5,000-id answer with statements and proofs, checked against the
+        registry's published keys; and a snapshot of one party's licences
+        (MK's: a seventh of the register), fetched and then checked whole.
+        """
+        from registry import offline
+
+        connection = self.server.connection()
+        try:
+            ids = datagen.sample(self.register, 5000, 0.0, self.rng)
+            status, body = request(connection, "POST", "/api/v1/verify:batch", self.headers,
+                                   {"operator_ids": ids, "include_statements": True, "proofs": True})
+            if status != 200:
+                raise BenchError(f"batch with proofs answered {status}: {body[:300]!r}")
+            jwks = json.loads(self.server.get("/.well-known/jwks.json")[1])
+            log_info = json.loads(self.server.get("/api/v1/log")[1])
+            parties = json.loads(self.server.get("/api/v1/parties")[1])["items"]
+            start = time.perf_counter()
+            anchors = offline.Anchors.published(jwks, log_info["verifier_key"], parties)
+            report = offline.check_answer(json.loads(body), anchors)
+            answer_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            status, snapshot = request(connection, "GET", "/api/v1/snapshot?party=MK", self.headers)
+            served_seconds = time.perf_counter() - start
+            if status != 200:
+                raise BenchError(f"snapshot answered {status}: {snapshot[:300]!r}")
+            start = time.perf_counter()
+            opened = offline.open_snapshot(json.loads(snapshot), jwks)
+            snapshot_seconds = time.perf_counter() - start
+        finally:
+            connection.close()
+        self.figures["evidence"] = {
+            "answer_licences_proven": report.proven, "answer_mb": round(len(body) / 1e6, 1),
+            "answer_check_seconds": round(answer_seconds, 2),
+            "snapshot_licences": len({v.certificate for v in opened.licence_versions}),
+            "snapshot_mb": round(len(snapshot) / 1e6, 1), "snapshot_served_seconds": round(served_seconds, 2),
+            "snapshot_check_seconds": round(snapshot_seconds, 2),
+        }
+        log(f"{self.backend}: evidence: a 5,000-id answer with proofs ({self.figures['evidence']['answer_mb']} MB) "
+            f"checked in {answer_seconds:.1f} s; a snapshot of "
+            f"{self.figures['evidence']['snapshot_licences']:,} licences "
+            f"({self.figures['evidence']['snapshot_mb']} MB) served in {served_seconds:.1f} s, checked in "
+            f"{snapshot_seconds:.1f} s")
 
     # --- audit -----------------------------------------------------------------------------
 

@@ -158,7 +158,7 @@ class Gunicorn(_Server):
         return _children(self.process.pid) if self.process else []
 
     def helpers(self) -> list[int]:
-        """The workers' batch helper processes (registry/services/batch_helper.py)."""
+        """The workers' batch helper processes (registry/runtime/batches.py)."""
         return [helper for pid in self.workers() for helper in _children(pid)]
 
     def _start_sampling(self) -> None:
