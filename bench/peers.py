@@ -1,4 +1,4 @@
-"""Peers measured in the same run (see PEERS.md): Ed25519 signing and pymerkle's SqliteTree."""
+"""Peers measured in the same run (bench/README.md): Ed25519 signing and pymerkle's SqliteTree."""
 
 from __future__ import annotations
 

@@ -131,7 +131,7 @@ def _peers(results: dict[str, Any], backends: list[str], names: dict[str, str]) 
     peers = results.get("peers") or {}
     if not peers:
         return []
-    lines = ["", "## Peers, same run (PEERS.md)", "",
+    lines = ["", "## Peers, same run", "",
              "| peer | figure | ours | ratio |", "| --- | ---: | ---: | ---: |"]
     sign = peers.get("ed25519")
     for backend in backends:
