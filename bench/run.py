@@ -7,7 +7,7 @@ instances (gunicorn masters with the project's gunicorn.conf.py, one worker
 each, production mode) behind HAProxy with deploy/'s configuration, driven
 through the proxy by wrk (/healthz and /verify alternating, 16 connections);
 verify batches and log proofs over HTTP; peak memory per worker; and
-``registry audit`` over the whole log. Peers from PEERS.md run beside it.
+``registry audit`` over the whole log. Peers (bench/README.md) run beside it.
 Figures go to bench/results/ as JSON and Markdown.
 
 Everything it starts (servers, databases) is stopped and dropped on the way
