@@ -272,7 +272,7 @@ class BackendRun:
     def serve(self) -> None:
         ports = free_ports(1 + self.args.instances)
         self.server = Site(ROOT, {**self.env, "REGISTRY_ENV": "production"}, ports, self.folder,
-                           maxconn=int(self.env["REGISTRY_WORKERS"]) * int(self.env.get("REGISTRY_THREADS", "4")))
+                           maxconn=int(os.environ.get("BENCH_PROXY_MAXCONN") or self.env["REGISTRY_WORKERS"]))
         self.cleanups.append(self.server.stop)
         self.server.start()
         port = self.server.port

@@ -41,12 +41,12 @@ def binary() -> str | None:
 
 
 def render(instances: Sequence[str], *, binds: Sequence[str] = (), tls_binds: Sequence[str] = (),
-           cert: str | None = None, maxconn: int = 4, threads: int = 1, stats: str | None = None,
+           cert: str | None = None, maxconn: int = 1, threads: int = 1, stats: str | None = None,
            admin_socket: str | None = None, log: str | None = None, user: str | None = None,
            chroot: str | None = None) -> str:
     """The configuration's text. ``instances`` are HOST:PORT of gunicorn masters; ``binds`` plain HTTP
     addresses, ``tls_binds`` HTTPS ones (with ``cert``, a PEM of certificate chain and key); ``maxconn``
-    requests at once per instance (its workers × threads); ``threads`` HAProxy's own."""
+    requests at once per instance (its workers); ``threads`` HAProxy's own."""
     if not instances:
         raise ValueError("at least one instance")
     if not binds and not tls_binds:
@@ -126,8 +126,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tls-bind", action="append", default=[], metavar="ADDRESS",
                         help="where to take HTTPS, e.g. :443 (needs --cert); plain HTTP is then redirected to it")
     parser.add_argument("--cert", metavar="PEM", help="certificate chain and private key in one PEM file")
-    parser.add_argument("--maxconn", type=int, default=4,
-                        help="requests at once per instance: its REGISTRY_WORKERS × REGISTRY_THREADS (default 4)")
+    parser.add_argument("--maxconn", type=int, default=1,
+                        help="requests at once per instance: its REGISTRY_WORKERS (default 1)")
     parser.add_argument("--threads", type=int, default=1,
                         help="HAProxy's threads (default 1, for a machine it shares with the instances)")
     parser.add_argument("--stats", metavar="ADDRESS",
