@@ -321,7 +321,7 @@ class BackendRun:
         # WARM_UP_ASKS times the pool's size (a round at a time, at most
         # WARM_UP_ROUNDS): random requests over the pool then ask each of
         # two workers about 90% of its ids, which the verification cache
-        # (registry/hot.py) keeps; what it still misses shows as CPU in the
+        # (registry/runtime/verify_cache.py) keeps; what it still misses shows as CPU in the
         # database server per verification. Counted in requests, not
         # seconds: on a host at half speed three rounds asked each worker
         # about two in three ids, and a third of the verifications missed.
